@@ -1,0 +1,53 @@
+"""Private Open vSwitch daemons for tests: own run directory, netdev datapath, no kernel module."""
+
+import os
+import subprocess
+import time
+
+SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+
+
+class PrivateOVS(object):
+    def __init__(self, rundir):
+        self.rundir = rundir
+        self.db = os.path.join(rundir, 'conf.db')
+        self.sock = os.path.join(rundir, 'db.sock')
+        self.database = 'unix:' + self.sock
+
+    def _p(self, name):
+        return os.path.join(self.rundir, name)
+
+    def start(self):
+        os.makedirs(self.rundir, exist_ok=True)
+        env = dict(os.environ, OVS_RUNDIR=self.rundir, OVS_LOGDIR=self.rundir,
+                   OVS_DBDIR=self.rundir)
+        self.env = env
+        subprocess.run(['ovsdb-tool', 'create', self.db, SCHEMA], check=True, env=env)
+        subprocess.run(['ovsdb-server', self.db, '--remote=punix:' + self.sock,
+                        '--pidfile=' + self._p('ovsdb-server.pid'),
+                        '--unixctl=' + self._p('ovsdb-server.ctl'),
+                        '--log-file=' + self._p('ovsdb-server.log'), '--detach'],
+                       check=True, env=env)
+        self.vsctl('--no-wait', 'init')
+        subprocess.run(['ovs-vswitchd', self.database,
+                        '--pidfile=' + self._p('ovs-vswitchd.pid'),
+                        '--unixctl=' + self._p('ovs-vswitchd.ctl'),
+                        '--log-file=' + self._p('ovs-vswitchd.log'), '--detach'],
+                       check=True, env=env)
+        for _ in range(50):
+            if os.path.exists(self._p('ovs-vswitchd.ctl')):
+                break
+            time.sleep(0.1)
+
+    def vsctl(self, *args, check=True):
+        return subprocess.run(['ovs-vsctl', '--db=' + self.database] + list(args), check=check,
+                              capture_output=True, text=True, timeout=60)
+
+    def stop(self):
+        # Bridges first, so that netdev ports (taps) vswitchd created in the kernel go away too.
+        out = self.vsctl('list-br', check=False).stdout.split()
+        for br in out:
+            self.vsctl('--if-exists', 'del-br', br, check=False)
+        for daemon in ('ovs-vswitchd', 'ovsdb-server'):
+            subprocess.run(['ovs-appctl', '-t', self._p(daemon + '.ctl'), 'exit'],
+                           capture_output=True, timeout=30)
