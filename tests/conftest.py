@@ -21,7 +21,6 @@ from lib.playbook import PlaybookRun, run_playbook  # noqa: E402
 from lib.ovs import PrivateOVS  # noqa: E402
 
 
-
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0:
         return

@@ -34,7 +34,7 @@ class PrivateOVS(object):
                         '--unixctl=' + self._p('ovs-vswitchd.ctl'),
                         '--log-file=' + self._p('ovs-vswitchd.log'), '--detach'],
                        check=True, env=env)
-        for _ in range(50):
+        for dummy in range(50):
             if os.path.exists(self._p('ovs-vswitchd.ctl')):
                 break
             time.sleep(0.1)
@@ -50,4 +50,4 @@ class PrivateOVS(object):
             self.vsctl('--if-exists', 'del-br', br, check=False)
         for daemon in ('ovs-vswitchd', 'ovsdb-server'):
             subprocess.run(['ovs-appctl', '-t', self._p(daemon + '.ctl'), 'exit'],
-                           capture_output=True, timeout=30)
+                           capture_output=True, timeout=30, check=False)

@@ -27,8 +27,7 @@ class PlaybookRun(object):
 
     def tasks(self):
         for play in self.data.get('plays', []):
-            for task in play.get('tasks', []):
-                yield task
+            yield from play.get('tasks', [])
 
     def results(self, name):
         found = []
@@ -52,8 +51,8 @@ class PlaybookRun(object):
         return self.rc != 0
 
     def __repr__(self):
-        return '<PlaybookRun rc=%s>\nSTDERR:\n%s\nSTDOUT:\n%s' % (self.rc, self.stderr[-3000:],
-                                                                self.stdout[-6000:])
+        return '<PlaybookRun rc=%s>\nSTDERR:\n%s\nSTDOUT:\n%s' % (
+            self.rc, self.stderr[-3000:], self.stdout[-6000:])
 
 
 def run_playbook(play, workdir=None, extra_vars=None, check=False, diff=False, inventory=None,
@@ -87,5 +86,5 @@ def run_playbook(play, workdir=None, extra_vars=None, check=False, diff=False, i
     })
     environ.update(env or {})
     proc = subprocess.run(argv, capture_output=True, text=True, env=environ, cwd=ROOT,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, argv)
