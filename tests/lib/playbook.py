@@ -50,9 +50,20 @@ class PlaybookRun(object):
     def failed(self):
         return self.rc != 0
 
+    def failures(self):
+        """(task name, host, message) of every failed task result."""
+        found = []
+        for task in self.tasks():
+            for host, res in task['hosts'].items():
+                if res.get('failed') or res.get('unreachable'):
+                    found.append((task['task']['name'], host,
+                                  res.get('msg') or res.get('stderr') or res))
+        return found
+
     def __repr__(self):
-        return '<PlaybookRun rc=%s>\nSTDERR:\n%s\nSTDOUT:\n%s' % (
-            self.rc, self.stderr[-3000:], self.stdout[-6000:])
+        failures = '\n'.join('%s [%s]: %s' % f for f in self.failures())
+        return '<PlaybookRun rc=%s>\nFAILED TASKS:\n%s\nSTDERR:\n%s\nSTDOUT (tail):\n%s' % (
+            self.rc, failures, self.stderr[-3000:], self.stdout[-3000:])
 
 
 def run_playbook(play, workdir=None, extra_vars=None, check=False, diff=False, inventory=None,
