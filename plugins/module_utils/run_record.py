@@ -1,0 +1,377 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One run directory (docs/results-layout.md) -> the normalised record of result.json.
+
+Which side a host role is on comes from its files: a role with ``client.txt`` sends, a role with
+``server.txt`` receives (tcp_stream, iperf3 and iperf2 all write from client to server); roles
+without either fall back to their names (``sender*``, ``receiver*``). A figure whose inputs were
+not captured is None, never 0; a file that cannot be parsed is named in ``problems``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import (
+    ParseError, cpu, iperf2, iperf3, neper, neper_samples, nstat, rtt, tc_stats)
+from ansible_collections.zerodrop.testbed.plugins.module_utils import units
+
+RECORD_KEYS = (
+    'status', 'reason', 'mode', 'variant', 'flows', 'rep', 'tool', 'duration_s', 'throughput_bps',
+    'bottleneck_rate_bps', 'fraction_of_bottleneck', 'flows_started', 'flows_alive',
+    'flows_aborted', 'flows_zero_bytes', 'jain_index', 'retrans_segs', 'rto_count',
+    'local_qdisc_drops', 'bottleneck_drops', 'ecn_marks', 'ecn_ce_pkts', 'listen_overflows',
+    'conn_failures', 'cpu', 'rtt_ms', 'backlog_max_bytes')
+
+TOOLS = ('neper', 'iperf3', 'iperf2')
+# root qdiscs that limit a rate: where run.json does not say, the one device with such a root
+# is taken as the bottleneck
+SHAPERS = ('tbf', 'htb', 'hfsc', 'cake', 'cbq')
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def _sum(values):
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
+
+
+def detect_tool(text):
+    stripped = text.lstrip()
+    if stripped.startswith('{'):
+        return 'iperf3'
+    if neper.KEY_VALUE.search(text) and ('VERSION=' in text or 'num_flows=' in text):
+        return 'neper'
+    return 'iperf2'
+
+
+def _tool_summary(tool, text):
+    if tool == 'neper':
+        return neper.summary(text)
+    if tool == 'iperf3':
+        return iperf3.summary(text)
+    return iperf2.summary(text)
+
+
+def _established(text):
+    points = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith('#'):
+            continue
+        try:
+            points.append((float(fields[0]), int(fields[1])))
+        except (IndexError, ValueError):
+            raise ParseError('established: line %d is not "t count": %r' % (number, line))
+    return points
+
+
+def read_host(path, tool=None):
+    """Everything one host role left, parsed: ``(host dict, problems)``."""
+    host = {}
+    problems = []
+    role = os.path.basename(path)
+
+    def attempt(name, func):
+        full = os.path.join(path, name)
+        if not os.path.exists(full):
+            return None
+        try:
+            return func(_read(full))
+        except (ParseError, ValueError, KeyError, TypeError, IOError, OSError) as e:
+            problems.append('%s/%s: %s' % (role, name, e))
+            return None
+
+    for side in ('client', 'server'):
+        name = '%s.txt' % side
+        summary = attempt(name, lambda text: _tool_summary(tool or detect_tool(text), text))
+        if summary is not None:
+            summary['tool'] = tool or detect_tool(_read(os.path.join(path, name)))
+            host[side] = summary
+    samples = attempt('samples.csv', lambda text: list(neper_samples.flow_bytes(text).values()))
+    if samples is not None:
+        host['samples_flow_bytes'] = samples
+    counters = attempt('nstat.txt', nstat.parse)
+    if counters is not None:
+        host['nstat'] = nstat.nonzero(counters)
+    before = attempt('tc_before.json', tc_stats.parse)
+    after = attempt('tc_after.json', tc_stats.parse)
+    if after is not None:
+        deltas = tc_stats.delta(before or [], after)
+        devices = sorted(set(q['dev'] for q in deltas))
+        host['qdisc'] = {
+            'shaped_devices': sorted(set(q['dev'] for q in after if q['root'] and q['kind'] in SHAPERS)),
+            'total': tc_stats.totals(deltas),
+            'devices': dict((d, tc_stats.totals(deltas, [d])) for d in devices),
+            'reset': [tc_stats.key(q) for q in deltas if q['reset']],
+        }
+        if before is None:
+            problems.append('%s/tc_before.json: missing; qdisc counters are totals since creation' % role)
+    during = attempt('tc_during.jsonl', tc_stats.parse_samples)
+    if during:
+        devices = sorted(set(q['dev'] for _t, qs in during for q in qs))
+        host['backlog_max_bytes'] = dict((d, tc_stats.backlog_max(during, [d])) for d in devices)
+    if os.path.exists(os.path.join(path, 'cpu_after.txt')):
+        host['cpu'] = attempt('cpu_after.txt', lambda after_text: cpu.usage(
+            _read(os.path.join(path, 'cpu_before.txt')), after_text))
+    elif os.path.exists(os.path.join(path, 'mpstat.txt')):
+        host['cpu'] = attempt('mpstat.txt', cpu.mpstat_usage)
+    points = attempt('established.txt', _established)
+    if points:
+        host['established'] = points
+    samples_ms = attempt('rtt.txt', rtt.parse)
+    if samples_ms is not None:
+        host['rtt_samples'] = samples_ms
+    return host, problems
+
+
+def _sides(hosts):
+    senders = [r for r, h in hosts.items() if 'client' in h]
+    receivers = [r for r, h in hosts.items() if 'server' in h]
+    if not senders:
+        senders = [r for r in hosts if r.startswith('sender')]
+    if not receivers:
+        receivers = [r for r in hosts if r.startswith('receiver')]
+    return sorted(senders), sorted(receivers)
+
+
+def _counter(hosts, roles, name):
+    return _sum([hosts[r]['nstat'].get(name, 0) for r in roles if 'nstat' in hosts[r]])
+
+
+def _bottleneck_rate(run):
+    if run.get('bottleneck_rate_bps'):
+        return float(run['bottleneck_rate_bps'])
+    rate = ((run.get('params') or {}).get('bottleneck') or {}).get('rate')
+    if rate:
+        try:
+            return float(units.parse_rate(rate) * 8)
+        except ValueError:
+            return None
+    return None
+
+
+def _throughput(tool, hosts, senders, receivers, duration):
+    servers = [hosts[r]['server'] for r in receivers if 'server' in hosts[r]]
+    clients = [hosts[r]['client'] for r in senders if 'client' in hosts[r]]
+    if tool == 'iperf2':
+        received = _sum([s['bytes'] for s in servers])
+        seconds = max([c['seconds'] for c in clients if c['seconds']] or [duration or 0]) or None
+        return received * 8.0 / seconds if received is not None and seconds else None
+    value = _sum([s['throughput_bps'] for s in servers])
+    if value is None:
+        echoed = [c['throughput_bps'] for c in clients if c['throughput_bps'] is not None]
+        value = max(echoed) if echoed else None
+    return value
+
+
+def _per_flow(tool, hosts, receivers, senders):
+    """Received bytes of every flow the receiving side saw, and the zero-byte threshold."""
+    flows = []
+    seen = False
+    for role in receivers:
+        host = hosts[role]
+        if 'samples_flow_bytes' in host:
+            flows.extend(host['samples_flow_bytes'])
+            seen = True
+        elif 'server' in host and 'per_flow_bytes' in host['server']:
+            flows.extend(host['server']['per_flow_bytes'])
+            seen = True
+    if not seen and tool == 'iperf3':
+        for role in senders:
+            if 'client' in hosts[role]:
+                flows.extend(hosts[role]['client']['per_flow_bytes'])
+                seen = True
+    threshold = iperf2.HEADER_BYTES if tool == 'iperf2' else 0
+    return (flows if seen else None), threshold
+
+
+def _alive(hosts, roles, duration):
+    """Established connections in the last sample taken within the test (summed over roles)."""
+    counts = []
+    for role in roles:
+        points = hosts[role].get('established')
+        if not points:
+            continue
+        within = [p for p in points if duration is None or p[0] <= duration] or points[:1]
+        counts.append(within[-1][1])
+    return _sum(counts)
+
+
+def device_name(names, device):
+    """``device`` itself, or '' when the host's tc output came from ``show dev X`` (no names)."""
+    names = list(names)
+    if device in names:
+        return device
+    if names == ['']:
+        return ''
+    return None
+
+
+def _qdisc_drops(hosts, roles, device=None):
+    values = []
+    for role in roles:
+        q = hosts.get(role, {}).get('qdisc')
+        if q is None:
+            continue
+        if device is None:
+            values.append(q['total']['drops'])
+        elif device_name(q['devices'], device) is not None:
+            values.append(q['devices'][device_name(q['devices'], device)]['drops'])
+    return _sum(values)
+
+
+def _find_bottleneck(run, hosts):
+    """(host role, device, how it was found) of the bottleneck qdisc, or Nones."""
+    for spec in (run.get('bottleneck'), (run.get('params') or {}).get('bottleneck')):
+        if isinstance(spec, dict) and spec.get('host_role') and spec.get('device'):
+            return spec['host_role'], spec['device'], 'run.json'
+    shaped = [(role, dev) for role, h in sorted(hosts.items())
+              for dev in (h.get('qdisc') or {}).get('shaped_devices', [])]
+    if len(shaped) == 1:
+        return shaped[0][0], shaped[0][1], 'the only rate-limiting root qdisc'
+    return None, None, None
+
+
+def build(run, hosts, problems):
+    """The record from run.json's content and the parsed hosts."""
+    params = run.get('params') or {}
+    senders, receivers = _sides(hosts)
+    tool = params.get('tool')
+    if tool == 'iperf':
+        tool = 'iperf2'
+    if tool not in TOOLS:
+        found = [h[s]['tool'] for h in hosts.values() for s in ('server', 'client') if s in h]
+        tool = found[0] if found else tool
+    duration = params.get('duration')
+    rate = _bottleneck_rate(run)
+    throughput = _throughput(tool, hosts, senders, receivers, duration)
+    flows, threshold = _per_flow(tool, hosts, receivers, senders)
+    flow_summary = neper_samples.summarize_flows(flows, threshold) if flows is not None else None
+    b_role, b_dev, b_source = _find_bottleneck(run, hosts)
+
+    started = flow_summary['flows'] if flow_summary else None
+    if not started:
+        clients = [hosts[r]['client'] for r in senders if 'client' in hosts[r]]
+        started = _sum([c.get('streams') or c.get('connect_total') for c in clients]) or started
+    aborted = _counter(hosts, senders, 'TcpExtTCPAbortOnTimeout')
+    alive = _alive(hosts, senders, duration)
+    if alive is not None and tool == 'iperf3':
+        # each iperf3 process keeps one control connection on the data port
+        controls = _sum([hosts[r]['client'].get('processes') for r in senders if 'client' in hosts[r]])
+        alive = max(alive - (controls or 0), 0)
+    if alive is None:
+        alive = _alive(hosts, receivers, duration)
+    if alive is None and started is not None and aborted is not None:
+        alive = started - aborted
+
+    conn_failures = _counter(hosts, senders, 'TcpAttemptFails')
+    if conn_failures is None:
+        conn_failures = _sum([hosts[r]['client'].get('connect_errors') for r in senders
+                              if 'client' in hosts[r]])
+
+    reds = [h['qdisc']['total']['marked'] for h in hosts.values() if 'qdisc' in h]
+    if b_role is not None and b_dev is not None:
+        bottleneck_drops = _qdisc_drops(hosts, [b_role], b_dev)
+        backlogs = hosts.get(b_role, {}).get('backlog_max_bytes') or {}
+        backlog = backlogs.get(device_name(backlogs, b_dev))
+    else:
+        bottleneck_drops = None
+        backlogs = [v for h in hosts.values() for v in (h.get('backlog_max_bytes') or {}).values()]
+        backlog = max(backlogs) if backlogs else None
+
+    rtt_samples = [s for h in hosts.values() for s in h.get('rtt_samples', [])]
+    has_rtt = any('rtt_samples' in h for h in hosts.values())
+
+    record = {
+        'status': run.get('status', 'failed'),
+        'reason': run.get('reason'),
+        'mode': run.get('mode'),
+        'variant': run.get('variant', 'default'),
+        'flows': run.get('flows'),
+        'rep': run.get('rep'),
+        'tool': tool,
+        'duration_s': duration,
+        'throughput_bps': throughput,
+        'bottleneck_rate_bps': rate,
+        'fraction_of_bottleneck': throughput / rate if throughput is not None and rate else None,
+        'flows_started': started,
+        'flows_alive': alive,
+        'flows_aborted': aborted,
+        'flows_zero_bytes': flow_summary['zero_bytes'] if flow_summary else None,
+        'jain_index': flow_summary['jain_index'] if flow_summary else None,
+        'retrans_segs': _counter(hosts, senders, 'TcpRetransSegs'),
+        'rto_count': _counter(hosts, senders, 'TcpExtTCPTimeouts'),
+        'local_qdisc_drops': _qdisc_drops(hosts, senders),
+        'bottleneck_drops': bottleneck_drops,
+        'ecn_marks': _sum(reds),
+        'ecn_ce_pkts': _counter(hosts, receivers, 'IpExtInCEPkts'),
+        'listen_overflows': _counter(hosts, receivers, 'TcpExtListenOverflows'),
+        'conn_failures': conn_failures,
+        'cpu': dict((r, h['cpu']) for r, h in sorted(hosts.items()) if h.get('cpu')) or None,
+        'rtt_ms': rtt.summary(rtt_samples) if has_rtt else None,
+        'backlog_max_bytes': backlog,
+        'bottleneck': {'host_role': b_role, 'device': b_dev, 'source': b_source} if b_role is not None else None,
+        'senders': senders,
+        'receivers': receivers,
+        'flow_bytes': flow_summary,
+        'problems': problems,
+    }
+    record['per_host'] = dict((role, _raw(host)) for role, host in sorted(hosts.items()))
+    return record
+
+
+def _raw(host):
+    """What a host contributed, without the bulky per-flow and per-sample lists."""
+    raw = {}
+    for key, value in host.items():
+        if key in ('samples_flow_bytes', 'rtt_samples'):
+            continue
+        if key in ('client', 'server'):
+            value = dict((k, v) for k, v in value.items() if k != 'per_flow_bytes')
+        if key == 'established':
+            value = {'samples': len(value), 'first': value[0], 'last': value[-1],
+                     'max': max(p[1] for p in value)}
+        raw[key] = value
+    return raw
+
+
+def load_run(run_dir):
+    """run.json's content; a missing or broken run.json yields a failed run naming the cause."""
+    path = os.path.join(run_dir, 'run.json')
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except (IOError, OSError, ValueError) as e:
+        return {'status': 'failed', 'reason': 'run.json unreadable: %s' % e}
+    if not isinstance(run, dict):
+        return {'status': 'failed', 'reason': 'run.json is not a JSON object'}
+    return run
+
+
+def normalise(run_dir):
+    """Parse every host role under ``run_dir`` -> the record (a dict, see RECORD_KEYS)."""
+    if not os.path.isdir(run_dir):
+        raise ParseError('run_dir %s is not a directory' % run_dir)
+    run = load_run(run_dir)
+    tool = (run.get('params') or {}).get('tool')
+    tool = 'iperf2' if tool == 'iperf' else tool
+    hosts = {}
+    problems = []
+    for name in sorted(os.listdir(run_dir)):
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            hosts[name], found = read_host(path, tool if tool in TOOLS else None)
+            problems.extend(found)
+    return build(run, hosts, problems)
+
+
+def dumps(record):
+    return json.dumps(record, indent=1, sort_keys=True) + '\n'

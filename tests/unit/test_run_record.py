@@ -1,0 +1,109 @@
+"""Normalising run directories built (in the results layout) from the real recorded runs."""
+
+import gzip
+import json
+import os
+
+import pytest
+
+from ansible_collections.zerodrop.testbed.plugins.module_utils import run_record
+
+import recorded
+
+
+def _record(tmp_path, run, **kwargs):
+    return run_record.normalise(recorded.build_run(str(tmp_path), run, 'baseline', **kwargs))
+
+
+def test_direct_layout_shows_what_neper_hides(tmp_path):
+    rec = _record(tmp_path, 'd_neper_F4000')
+    assert set(run_record.RECORD_KEYS) <= set(rec)
+    assert rec['status'] == 'ok' and rec['tool'] == 'neper' and rec['problems'] == []
+    # the aggregate looks fine ...
+    assert rec['throughput_bps'] == pytest.approx(95.6e6, rel=0.01)
+    assert rec['fraction_of_bottleneck'] == pytest.approx(0.956, abs=0.001)
+    # ... but most flows were aborted by the sender's own qdisc drops, which are not retransmissions
+    assert rec['flows_started'] == 4000
+    assert rec['flows_aborted'] == 3735 and rec['flows_aborted'] > 0.9 * rec['flows_started']
+    assert rec['flows_alive'] == 274  # timeseries.txt at t=19.10, the last sample within 20 s
+    assert rec['local_qdisc_drops'] == rec['bottleneck_drops'] == 273997
+    assert rec['retrans_segs'] == 1 and rec['rto_count'] == 0
+    assert rec['flows_zero_bytes'] == 3135
+    assert rec['jain_index'] == pytest.approx(0.0807, abs=1e-4)
+    assert rec['backlog_max_bytes'] == 96896
+    assert rec['senders'] == ['sender'] and rec['receivers'] == ['receiver']
+    assert rec['per_host']['sender']['nstat']['TcpExtTCPAbortOnTimeout'] == 3735
+    assert rec['cpu']['sender']['softirq'] == pytest.approx(10.545)
+    assert rec['rtt_ms'] is None and rec['ecn_marks'] is None
+    assert rec['bottleneck'] == {'host_role': 'sender', 'device': 'veth-snd', 'source': 'run.json'}
+
+
+def test_bottleneck_found_without_run_json_saying(tmp_path):
+    run_dir = recorded.build_run(str(tmp_path), 'r_neper_F100', 'zd')
+    with open(os.path.join(run_dir, 'run.json')) as f:
+        run = json.load(f)
+    del run['params']['bottleneck']
+    with open(os.path.join(run_dir, 'run.json'), 'w') as f:
+        json.dump(run, f)
+    rec = run_record.normalise(run_dir)
+    assert rec['bottleneck'] == {'host_role': 'router', 'device': '',
+                                 'source': 'the only rate-limiting root qdisc'}
+    assert rec['bottleneck_drops'] == 18767 and rec['backlog_max_bytes'] == 98410
+
+
+def test_forwarding_layout_no_aborts(tmp_path):
+    run_dir = recorded.build_run(str(tmp_path), 'r_neper_F100', 'zd')
+    recorded.copy_cpu(run_dir, 'receiver')
+    recorded.copy_rtt(run_dir, 'sender')
+    rec = run_record.normalise(run_dir)
+    assert rec['mode'] == 'zd' and rec['flows'] == 100
+    assert rec['flows_aborted'] == 0 and rec['flows_alive'] == 100
+    assert rec['retrans_segs'] == 25908 and rec['rto_count'] == 1769
+    assert rec['bottleneck_drops'] == 18767
+    assert rec['local_qdisc_drops'] is None  # the sender's qdiscs were not recorded
+    assert rec['flows_zero_bytes'] == 23
+    assert rec['rtt_ms']['count'] == 40
+    assert rec['cpu']['receiver']['user'] == pytest.approx(100.0 * 706 / 1192)
+    assert json.loads(run_record.dumps(rec))['per_host']['router']['qdisc']['total']['drops'] == 18767
+
+
+def test_iperf_runs(tmp_path):
+    rec3 = _record(tmp_path / 'a', 'r_iperf3_P128')
+    assert rec3['tool'] == 'iperf3' and rec3['flows_started'] == 128 and rec3['flows_zero_bytes'] == 76
+    assert rec3['retrans_segs'] == 22846  # nstat, not iperf3's own 22829
+    assert rec3['flows_alive'] == 128  # 129 established on the data port, one is iperf3's control
+    rec2 = _record(tmp_path / 'b', 'r_iperf2_P1000')
+    assert rec2['tool'] == 'iperf2' and rec2['flows_zero_bytes'] == 389
+    assert rec2['flows_alive'] == 997 and rec2['rto_count'] == 9947
+    # received bytes over the client's sending time (263 MBytes in 28.0072 s)
+    assert rec2['throughput_bps'] == pytest.approx(263 * 1024 ** 2 * 8 / 28.0072)
+
+
+def test_failed_run_keeps_status_reason_and_partial_figures(tmp_path):
+    run_dir = recorded.build_run(str(tmp_path), 'r_neper_F100', 'zd', status='failed',
+                                 reason='client rc=1: socket: Too many open files')
+    os.unlink(os.path.join(run_dir, 'receiver', 'server.txt'))
+    with open(os.path.join(run_dir, 'receiver', 'samples.csv'), 'w') as f:
+        f.write('garbage\n')
+    rec = run_record.normalise(run_dir)
+    assert rec['status'] == 'failed' and rec['reason'].startswith('client rc=1')
+    assert rec['flows_zero_bytes'] is None and rec['retrans_segs'] == 25908
+    assert any('receiver/samples.csv' in p for p in rec['problems'])
+
+
+def test_missing_run_json(tmp_path):
+    (tmp_path / 'sender').mkdir()
+    rec = run_record.normalise(str(tmp_path))
+    assert rec['status'] == 'failed' and 'run.json' in rec['reason']
+
+
+def test_fixture_copies_match_the_shared_recordings():
+    shared = recorded.SOURCES[0]
+    if not os.path.isdir(shared):
+        pytest.skip('no ../shared/recorded next to this clone')
+    for run in recorded.LAYOUTS:
+        for name in os.listdir(os.path.join(shared, run)):
+            copy = os.path.join(recorded.FIXTURES, 'recorded', run, name)
+            opener = (lambda p: gzip.open(p + '.gz', 'rt')) if not os.path.exists(copy) else open
+            with opener(copy) as f, open(os.path.join(shared, run, name)) as g:
+                assert f.read() == g.read(), copy
