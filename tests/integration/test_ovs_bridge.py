@@ -13,22 +13,6 @@ import pytest
 pytestmark = pytest.mark.root
 
 # Columns ovs-vswitchd keeps updating on its own; everything else must stay as it was.
-VOLATILE = {'statistics', 'status', 'rstp_statistics', 'rstp_status', 'link_resets',
-            'link_state', 'admin_state', 'link_speed', 'duplex', 'mtu', 'mac_in_use', 'ifindex',
-            'lacp_current'}
-
-
-def dump(ovs):
-    """Every row of Bridge, Port and Interface, all columns but the volatile ones."""
-    state = {}
-    for table in ('Bridge', 'Port', 'Interface'):
-        doc = json.loads(ovs.vsctl('--format=json', 'list', table).stdout)
-        rows = [dict((h, v) for h, v in zip(doc['headings'], row) if h not in VOLATILE)
-                for row in doc['data']]
-        state[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
-    return state
-
-
 def play(*tasks):
     return json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': list(tasks)}])
 
@@ -72,13 +56,13 @@ def test_create_check_diff_and_rerun(ovs, playbook):
                       {'name': p1, 'type': 'internal', 'tag': 10, 'ofport_request': 21,
                        'external_ids': {'vm': 1}},
                       {'name': p2, 'type': 'internal', 'trunks': [30, 20]}]}
-    empty = dump(ovs)
+    empty = ovs.dump()
 
     run = playbook(play(task('create', args)), check=True)
     assert run.rc == 0, run
     result = run.result('create')
     assert result['changed'] and len(result['commands']) == 1
-    assert dump(ovs) == empty, 'check mode changed the database'
+    assert ovs.dump() == empty, 'check mode changed the database'
     assert sorted(result['bridge']['ports']) == [p0, p1, p2]
 
     run = playbook(play(task('create', args)), diff=True)
@@ -98,13 +82,13 @@ def test_create_check_diff_and_rerun(ovs, playbook):
     assert get(ovs, 'Port', p2, 'trunks') == ['set', [20, 30]]
     assert get(ovs, 'Interface', p0, 'type') == 'internal'
 
-    created = dump(ovs)
+    created = ovs.dump()
     run = playbook(play(task('create', args)), diff=True)
     assert run.rc == 0, run
     result = run.result('create')
     assert not result['changed'] and result['commands'] == []
     assert result['diff']['before'] == result['diff']['after']
-    assert dump(ovs) == created
+    assert ovs.dump() == created
 
     args['ports'][1]['tag'] = 11
     run = playbook(play(task('create', args)), diff=True)
@@ -124,7 +108,7 @@ def test_hand_made_state_is_converged(ovs, playbook, root_veth):
     ovs.vsctl('add-port', br, tap, '--', 'set', 'interface', tap, 'type=internal')
     ovs.vsctl('add-port', br, dev)
     ovs.vsctl('add-br', brsys)
-    before = dump(ovs)
+    before = ovs.dump()
     run = playbook(play(
         task('same bridge', {'name': br, 'database': ovs.database, 'ports': [
             {'name': tap, 'type': 'internal'}, {'name': dev}]}),
@@ -137,7 +121,7 @@ def test_hand_made_state_is_converged(ovs, playbook, root_veth):
     assert run.rc == 0, run
     assert not run.changed, run
     assert run.result('same bridge')['bridge']['ports'][dev]['type'] == 'system'
-    assert dump(ovs) == before
+    assert ovs.dump() == before
 
 
 def test_purge_ports_and_external_ids(ovs, playbook):
@@ -163,13 +147,13 @@ def test_move_ports_between_bridges(ovs, playbook):
     ovs.vsctl('add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev',
               '--', 'add-port', br, p0, 'tag=7', '--', 'set', 'interface', p0, 'type=internal')
     ovs.vsctl('add-br', br2, '--', 'set', 'bridge', br2, 'datapath_type=netdev')
-    before = dump(ovs)
+    before = ovs.dump()
     args = {'name': br2, 'database': ovs.database, 'ports': [{'name': p0}]}
     run = playbook(play(task('no move', args)))
     assert run.rc != 0
     msg = run.result('no move')['msg']
     assert br in msg and br2 in msg and 'move_ports: true' in msg, msg
-    assert dump(ovs) == before
+    assert ovs.dump() == before
     run = playbook(play(task('move', dict(args, move_ports=True))))
     assert run.rc == 0, run
     assert ovs.vsctl('port-to-br', p0).stdout.strip() == br2
@@ -218,7 +202,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(ovs, playbook):
     # Turn p0's requested number into its plain number, so that asking for 5 again collides.
     ovs.vsctl('clear', 'interface', p0, 'ofport_request')
     assert get(ovs, 'Interface', p0, 'ofport') == 5
-    before = dump(ovs)
+    before = ovs.dump()
     tasks = [task(name, dict({'database': ovs.database}, **make(n)), ignore_errors=True)
              for name, make, words in BAD]
     tasks.append(task('no ovs-vsctl', {'name': br, 'database': ovs.database},
@@ -232,7 +216,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(ovs, playbook):
         assert not result.get('changed')
     result = run.result('no ovs-vsctl')
     assert result.get('failed') and 'install Open vSwitch' in result['msg'], result
-    assert dump(ovs) == before
+    assert ovs.dump() == before
 
 
 def test_refused_change_is_undone(ovs, playbook):
@@ -240,7 +224,7 @@ def test_refused_change_is_undone(ovs, playbook):
     ovs.vsctl('add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev',
               'external_ids:v=1', '--', 'add-port', br, p0, 'tag=5', '--', 'set', 'interface',
               p0, 'type=internal')
-    before = dump(ovs)
+    before = ovs.dump()
     run = playbook(play(
         # p2 is a system port without a device: the database takes it, ovs-vswitchd cannot.
         task('half way', {'name': br, 'database': ovs.database, 'external_ids': {'v': 2},
@@ -256,4 +240,4 @@ def test_refused_change_is_undone(ovs, playbook):
     assert len(first['commands']) == 2  # the change, then its undo
     second = run.result('new bridge')
     assert second['failed'] and second['rolled_back'] and np0 in second['msg'], second
-    assert dump(ovs) == before
+    assert ovs.dump() == before

@@ -10,22 +10,6 @@ import pytest
 
 pytestmark = pytest.mark.root
 
-VOLATILE = {'statistics', 'status', 'rstp_statistics', 'rstp_status', 'link_resets',
-            'link_state', 'admin_state', 'link_speed', 'duplex', 'mtu', 'mac_in_use', 'ifindex',
-            'lacp_current'}
-
-
-def dump(ovs):
-    """Every row of Bridge, Port and Interface, all columns but those ovs-vswitchd updates."""
-    state = {}
-    for table in ('Bridge', 'Port', 'Interface'):
-        doc = json.loads(ovs.vsctl('--format=json', 'list', table).stdout)
-        rows = [dict((h, v) for h, v in zip(doc['headings'], row) if h not in VOLATILE)
-                for row in doc['data']]
-        state[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
-    return state
-
-
 def play(*tasks):
     return json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': list(tasks)}])
 
@@ -55,12 +39,12 @@ def test_create_check_diff_rerun_remove(ovs, playbook, bridges):
     ovs.vsctl('add-port', br, hand, '--', 'set', 'interface', hand, 'type=internal')
     args = {'bridge': br, 'name': p0, 'type': 'internal', 'tag': 12, 'trunks': [],
             'mtu_request': 1400, 'external_ids': {'vm': 'a'}, 'database': ovs.database}
-    before = dump(ovs)
+    before = ovs.dump()
 
     run = playbook(play(task('create', args)), check=True)
     assert run.rc == 0, run
     assert run.result('create')['changed'] and run.result('create')['commands']
-    assert dump(ovs) == before, 'check mode changed the database'
+    assert ovs.dump() == before, 'check mode changed the database'
 
     run = playbook(play(task('create', args), task('again', args),
                         task('hand-made', {'bridge': br, 'name': hand,
@@ -90,13 +74,13 @@ def test_move_needs_move(ovs, playbook, bridges):
     p0 = port(0)
     ovs.vsctl('add-port', br, p0, 'tag=9', '--', 'set', 'interface', p0, 'type=internal',
               'ofport_request=9')
-    before = dump(ovs)
+    before = ovs.dump()
     args = {'bridge': br2, 'name': p0, 'database': ovs.database}
     run = playbook(play(task('no move', args)))
     assert run.rc != 0
     msg = run.result('no move')['msg']
     assert br in msg and br2 in msg and 'move: true' in msg, msg
-    assert dump(ovs) == before
+    assert ovs.dump() == before
 
     run = playbook(play(task('move', dict(args, move=True)), task('again', args)))
     assert run.rc == 0, run
@@ -111,7 +95,7 @@ def test_bad_input_and_refused_change_leave_nothing(ovs, playbook, bridges):
     (br, br2), port = bridges
     p0, new = port(0), port(1)
     ovs.vsctl('add-port', br, p0, '--', 'set', 'interface', p0, 'type=internal')
-    before = dump(ovs)
+    before = ovs.dump()
     cases = [
         ('name too long', {'bridge': br, 'name': 'p' * 16}, ['name', 'at most 15']),
         ('bridge missing', {'bridge': 'zbnothere', 'name': new},
@@ -135,4 +119,4 @@ def test_bad_input_and_refused_change_leave_nothing(ovs, playbook, bridges):
         for word in words:
             assert word in result['msg'], (name, result['msg'])
     assert run.result('refused')['rolled_back'] is True
-    assert dump(ovs) == before
+    assert ovs.dump() == before

@@ -1,10 +1,15 @@
 """Private Open vSwitch daemons for tests: own run directory, netdev datapath, no kernel module."""
 
+import json
 import os
 import subprocess
 import time
 
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+# Columns ovs-vswitchd keeps updating by itself: left out of dumps compared before/after.
+VOLATILE = {'statistics', 'status', 'rstp_statistics', 'rstp_status', 'link_resets',
+            'link_state', 'admin_state', 'link_speed', 'duplex', 'mtu', 'mac_in_use', 'ifindex',
+            'lacp_current'}
 
 
 class PrivateOVS(object):
@@ -42,6 +47,16 @@ class PrivateOVS(object):
     def vsctl(self, *args, check=True):
         return subprocess.run(['ovs-vsctl', '--db=' + self.database] + list(args), check=check,
                               capture_output=True, text=True, timeout=60)
+
+    def dump(self):
+        """Every row of Bridge, Port and Interface, all columns but the volatile ones."""
+        state = {}
+        for table in ('Bridge', 'Port', 'Interface'):
+            doc = json.loads(self.vsctl('--format=json', 'list', table).stdout)
+            rows = [dict((h, v) for h, v in zip(doc['headings'], row) if h not in VOLATILE)
+                    for row in doc['data']]
+            state[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+        return state
 
     def stop(self):
         # Bridges first, so that netdev ports (taps) vswitchd created in the kernel go away too.
