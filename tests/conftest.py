@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -86,6 +87,29 @@ def ovs(tmp_path):
     daemons.start()
     yield daemons
     daemons.stop()
+
+
+@pytest.fixture
+def running_vm(tmp_path):
+    """A paused QEMU (TCG) that holds an image open, as a running VM does."""
+    if not shutil.which('qemu-system-x86_64'):
+        pytest.skip('qemu-system-x86 is not installed')
+    img = tmp_path / 'vm.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(img), '16M'], check=True)
+    proc = subprocess.Popen(['qemu-system-x86_64', '-accel', 'tcg', '-nographic', '-S',
+                             '-display', 'none', '-monitor', 'none', '-serial', 'none',
+                             '-nodefaults', '-drive', 'file=%s,if=virtio,format=qcow2' % img],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while subprocess.run(['qemu-img', 'info', str(img)], capture_output=True,
+                         check=False).returncode == 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail('QEMU did not take the image lock: %s' % proc.stderr.read())
+        time.sleep(0.2)
+    yield img, proc.pid
+    proc.kill()
+    proc.wait()
 
 
 __all__ = ['PlaybookRun', 'json']
