@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Harness overhead and bottleneck utilisation of the experiment runner (playbooks/experiment.yml).
+
+Builds the forwarding layout in network namespaces (sender -> router with `tbf rate 100mbit burst
+15000 latency 10ms` + `bfifo limit 100000` on its egress -> receiver), runs an experiment through
+ansible-playbook and prints, per run and against the goals:
+  overhead = run wall time - the client's own run time   goal < 3 s per run (ratio = overhead / 3 s)
+  throughput / bottleneck rate (100 Mbit/s)  goal >= 0.95         (ratio = fraction / 0.95)
+and the cost of one bare module task (ping) at the same moment, since the machine is shared.
+Needs root. Default: iperf2, 1000 flows, 20 s. The run near the file-descriptor limit
+(19000 flows for a 20000 hard limit) needs neper (`--tool neper --bin-dir DIR --flows 19000`):
+iperf2's thread per flow did not get 19000 flows going on 2 cores (client killed after 80 s).
+
+  python3 bench/experiment_overhead.py [--tool iperf2] [--flows 1000] [--duration 20] [--layout direct]
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOAL_OVERHEAD_S = 3.0
+GOAL_FRACTION = 0.95
+
+
+def sh(*argv):
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+def make_lab(tag):
+    names = {r: 'zb%s-%s' % (r, tag) for r in ('snd', 'rtr', 'rcv')}
+    for ns in names.values():
+        sh('ip', 'netns', 'add', ns)
+        sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+    snd, rtr, rcv = names['snd'], names['rtr'], names['rcv']
+    sh('ip', '-n', snd, 'link', 'add', 'vs', 'type', 'veth', 'peer', 'name', 'vr1', 'netns', rtr)
+    sh('ip', '-n', rtr, 'link', 'add', 'vr2', 'type', 'veth', 'peer', 'name', 'vc', 'netns', rcv)
+    for ns, dev, addr in ((snd, 'vs', '10.98.1.1/24'), (rtr, 'vr1', '10.98.1.2/24'),
+                          (rtr, 'vr2', '10.98.2.2/24'), (rcv, 'vc', '10.98.2.1/24')):
+        sh('ip', '-n', ns, 'addr', 'add', addr, 'dev', dev)
+        sh('ip', '-n', ns, 'link', 'set', dev, 'up')
+    sh('ip', '-n', snd, 'route', 'add', 'default', 'via', '10.98.1.2')
+    sh('ip', '-n', rcv, 'route', 'add', 'default', 'via', '10.98.2.2')
+    sh('ip', 'netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+    return names
+
+
+def task_cost(env, inventory):
+    """Seconds one module task costs on this machine now (ping), from 1- and 6-task playbooks."""
+    times = []
+    for count in (1, 6):
+        play = os.path.join(os.path.dirname(inventory), 'ping%d.yml' % count)
+        with open(play, 'w') as f:
+            f.write('- hosts: snd\n  gather_facts: false\n  tasks:\n' + ''.join(
+                '    - {name: ping %d, ansible.builtin.ping: }\n' % i for i in range(count)))
+        started = time.time()
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), play,
+                        '-i', inventory], env=env, capture_output=True, check=True)
+        times.append(time.time() - started)
+    return (times[1] - times[0]) / 5
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--tool', default='iperf2', choices=['neper', 'iperf3', 'iperf2'])
+    ap.add_argument('--flows', type=int, nargs='+', default=[1000])
+    ap.add_argument('--duration', type=int, default=20)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--bin-dir', default=None, help='where tcp_stream is (neper)')
+    ap.add_argument('--layout', default='forwarding', choices=['forwarding', 'direct'],
+                    help='shaper on the router (forwarding) or on the sender itself (direct)')
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit('needs root (network namespaces)')
+
+    tag = uuid.uuid4().hex[:4]
+    work = tempfile.mkdtemp(prefix='zd-bench-')
+    names = make_lab(tag)
+    try:
+        inventory = os.path.join(work, 'inventory.yml')
+        with open(inventory, 'w') as f:
+            f.write('all:\n  vars:\n    ansible_connection: local\n'
+                    '    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+                    '  hosts:\n    snd: {experiment_netns: %s%s}\n    rtr: {experiment_netns: %s}\n'
+                    '    rcv: {experiment_netns: %s, experiment_data_address: 10.98.2.1%s}\n'
+                    % (names['snd'], ', experiment_bin_dir: %s' % args.bin_dir if args.bin_dir
+                       else '', names['rtr'], names['rcv'],
+                       ', experiment_bin_dir: %s' % args.bin_dir if args.bin_dir else ''))
+        extra = {
+            'experiment_name': 'bench', 'experiment_tool': args.tool,
+            'experiment_flows': args.flows, 'experiment_duration': args.duration,
+            'experiment_threads': args.threads,
+            'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv', 'router': 'rtr'},
+            'experiment_bottleneck': {
+                'host_role': 'router' if args.layout == 'forwarding' else 'sender',
+                'device': 'vr2' if args.layout == 'forwarding' else 'vs', 'netns': None,
+                'tree': [
+                    {'parent': 'root', 'handle': '1:', 'kind': 'tbf',
+                     'options': {'rate': '100mbit', 'burst': 15000, 'latency': '10ms'}},
+                    {'parent': '1:1', 'handle': '10:', 'kind': 'bfifo',
+                     'options': {'limit': 100000}}]},
+            'experiment_results_dir': os.path.join(work, 'results'),
+            'experiment_report_enabled': False,
+            'experiment_client_grace': 60,
+        }
+        venv_bin = os.path.dirname(sys.executable)
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                   PATH=venv_bin + os.pathsep + os.environ.get('PATH', ''))
+        cost = task_cost(env, inventory)
+        started = time.time()
+        proc = subprocess.run([os.path.join(venv_bin, 'ansible-playbook'),
+                               os.path.join(ROOT, 'playbooks', 'experiment.yml'),
+                               '-i', inventory, '-e', json.dumps(extra)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        total = time.time() - started
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:], proc.stderr[-2000:])
+            sys.exit('ansible-playbook failed (rc=%d)' % proc.returncode)
+        with open('/proc/loadavg') as f:
+            load = f.read().split()[0]
+        print('layout=%s tool=%s duration=%ss load=%s playbook_total=%.1fs (incl. plan + '
+              'metadata); one module task (ping) costs %.2fs here now'
+              % (args.layout, args.tool, args.duration, load, total, cost))
+        for path in sorted(glob.glob(os.path.join(work, 'results', 'bench', '*', '*', '*', '*',
+                                                  '*', 'run.json')),
+                           key=lambda p: json.load(open(p))['flows']):
+            run = json.load(open(path))
+            result_path = os.path.join(os.path.dirname(path), 'result.json')
+            result = json.load(open(result_path)) if os.path.exists(result_path) else {}
+            # The harness's own time: the run's wall time minus the client's own run time
+            # (iperf2 with many flows takes far longer than -t to connect and finish).
+            overhead = run['wall_s'] - (run.get('tool_wall_s') or args.duration)
+            fraction = result.get('fraction_of_bottleneck')
+            print('flows=%-6d status=%s wall=%.1fs client=%ss overhead=%.1fs (=%.1f ping tasks) ratio_to_goal(<3s)=%.2f '
+                  'throughput=%s fraction=%s ratio_to_goal(>=0.95)=%s alive=%s aborted=%s '
+                  'retrans=%s rto=%s bottleneck_drops=%s local_drops=%s%s'
+                  % (run['flows'], run['status'], run['wall_s'], run.get('tool_wall_s'), overhead,
+                     overhead / cost if cost > 0 else float('nan'), overhead / GOAL_OVERHEAD_S,
+                     '%.1fMbit/s' % (result['throughput_bps'] / 1e6)
+                     if result.get('throughput_bps') else None,
+                     '%.3f' % fraction if fraction is not None else None,
+                     '%.2f' % (fraction / GOAL_FRACTION) if fraction is not None else None,
+                     result.get('flows_alive'), result.get('flows_aborted'),
+                     result.get('retrans_segs'), result.get('rto_count'),
+                     result.get('bottleneck_drops'), result.get('local_qdisc_drops'),
+                     (' reason=%s' % run['reason']) if run['reason'] else ''))
+            if run.get('phase_wall_s'):
+                print('  module wall times per host role (start/client, stop): %s'
+                      % run['phase_wall_s'])
+    finally:
+        for ns in names.values():
+            subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

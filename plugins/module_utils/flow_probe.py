@@ -1,0 +1,374 @@
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one host does during one experiment run, shared by the ``flow_run`` module.
+
+The raw files follow docs/results-layout.md. Everything here uses plain ``subprocess`` (not
+``AnsibleModule.run_command``) because the server side runs in a detached supervisor process
+that outlives the module.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import threading
+import time
+
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import netns_argv
+
+TOOLS = ('neper', 'iperf3', 'iperf2')
+DEFAULT_PORTS = {'neper': 12866, 'iperf3': 5201, 'iperf2': 5001}
+IPERF3_MAX_STREAMS = 128
+
+
+class ProbeError(Exception):
+    pass
+
+
+def run(argv, netns=None, env=None, timeout=60):
+    """Run a short read-only command; returns (rc, stdout, stderr)."""
+    environ = dict(os.environ, LC_ALL='C', LANG='C')
+    environ.update(env or {})
+    proc = subprocess.run(netns_argv(argv, netns), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=environ, timeout=timeout, universal_newlines=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def write(path, text):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def write_json(path, data):
+    write(path, json.dumps(data, indent=1, sort_keys=True) + '\n')
+
+
+# ---- snapshots -------------------------------------------------------------------------------
+
+def nstat_history(run_dir):
+    return os.path.join(run_dir, '.nstat_history')
+
+
+def nstat_reset(run_dir, netns):
+    rc, out, err = run(['nstat', '-n'], netns, env={'NSTAT_HISTORY': nstat_history(run_dir)})
+    if rc != 0:
+        raise ProbeError('nstat -n failed: %s' % err.strip())
+
+
+def nstat_read(run_dir, netns):
+    # Increments since nstat_reset (`-a` would print absolute counters), zeros included.
+    rc, out, err = run(['nstat', '-z'], netns, env={'NSTAT_HISTORY': nstat_history(run_dir)})
+    write(os.path.join(run_dir, 'nstat.txt'), out if rc == 0 else '')
+
+
+def tc_qdiscs(netns, devices):
+    """``tc -s -j qdisc show`` for every device (or only ``devices``) as one list."""
+    found = []
+    for dev in devices or [None]:
+        argv = ['tc', '-s', '-j', 'qdisc', 'show'] + (['dev', dev] if dev else [])
+        rc, out, err = run(argv, netns)
+        if rc == 0 and out.strip():
+            found.extend(json.loads(out))
+    return found
+
+
+def tc_snapshot(run_dir, name, netns, devices):
+    write_json(os.path.join(run_dir, name), tc_qdiscs(netns, devices))
+
+
+def cpu_snapshot(run_dir, name):
+    with open('/proc/stat') as f:
+        lines = [line for line in f if line.startswith('cpu')]
+    write(os.path.join(run_dir, name), ''.join(lines))
+
+
+def established(netns, ports):
+    """Established TCP connections touching one of ``ports`` (all when empty)."""
+    argv = ['ss', '-Htn', 'state', 'established']
+    if ports:
+        terms = []
+        for port in ports:
+            terms += ['sport', '=', ':%d' % port, 'or', 'dport', '=', ':%d' % port, 'or']
+        argv += ['('] + terms[:-1] + [')']
+    rc, out, err = run(argv, netns)
+    return out.count('\n') if rc == 0 else None
+
+
+def listening(netns, ports, pids):
+    """Whether every port in ``ports`` has a listening socket of one of ``pids``."""
+    rc, out, err = run(['ss', '-Htlnp'], netns)
+    found = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        port = fields[3].rsplit(':', 1)[-1]
+        owners = set(int(x) for x in re.findall(r'pid=(\d+)', line))
+        if port.isdigit() and owners & set(pids):
+            found.add(int(port))
+    return set(ports) <= found
+
+
+def apply_sysctls(sysctls, netns):
+    for key, value in sorted((sysctls or {}).items()):
+        rc, out, err = run(['sysctl', '-q', '-w', '%s=%s' % (key, value)], netns)
+        if rc != 0:
+            raise ProbeError('sysctl %s=%s failed: %s' % (key, value, err.strip()))
+
+
+# ---- the tools ---------------------------------------------------------------------------------
+
+def tool_binary(tool, bin_dir):
+    name = {'neper': 'tcp_stream', 'iperf3': 'iperf3', 'iperf2': 'iperf'}[tool]
+    return os.path.join(bin_dir, name) if bin_dir else name
+
+
+def iperf3_split(flows):
+    """Streams per iperf3 process: at most 128 each, as evenly as possible."""
+    procs = -(-flows // IPERF3_MAX_STREAMS)
+    return [flows // procs + (1 if i < flows % procs else 0) for i in range(procs)]
+
+
+def server_commands(p, run_dir):
+    """Command lines of the server processes of one run."""
+    binary = tool_binary(p['tool'], p.get('bin_dir'))
+    port = p['port']
+    if p['tool'] == 'neper':
+        argv = [binary, '-F', str(p['flows']), '-T', str(p['threads']), '-l', str(p['duration']),
+                '-C', str(port), '-P', str(port + 1), '--listen-backlog', '65535', '--nolog',
+                '--all-samples=%s' % os.path.join(run_dir, 'samples.csv')]
+        return [argv + p['server_args']]
+    if p['tool'] == 'iperf3':
+        return [[binary, '-s', '-1', '-J', '-p', str(port + i)] + p['server_args']
+                for i in range(len(iperf3_split(p['flows'])))]
+    return [[binary, '-s', '-e', '-p', str(port)] + p['server_args']]
+
+
+def server_ports(p):
+    if p['tool'] == 'iperf3':
+        return [p['port'] + i for i in range(len(iperf3_split(p['flows'])))]
+    return [p['port']]
+
+
+def control_conns(p):
+    return len(iperf3_split(p['flows'])) if p['tool'] == 'iperf3' else 0
+
+
+def data_ports(p):
+    if p['tool'] == 'neper':
+        return [p['port'] + 1]
+    return server_ports(p)
+
+
+def client_commands(p):
+    binary = tool_binary(p['tool'], p.get('bin_dir'))
+    addr, port, cc = p['server_address'], p['port'], p.get('cc')
+    if p['tool'] == 'neper':
+        argv = [binary, '-c', '-H', addr, '-F', str(p['flows']), '-T', str(p['threads']),
+                '-l', str(p['duration']), '-C', str(port), '-P', str(port + 1), '--nolog']
+        if p.get('buffer'):
+            argv += ['-B', str(p['buffer'])]
+        if cc:
+            argv += ['--congestion-control', cc]
+        return [argv + p['client_args']]
+    if p['tool'] == 'iperf3':
+        cmds = []
+        for i, streams in enumerate(iperf3_split(p['flows'])):
+            argv = [binary, '-c', addr, '-p', str(port + i), '-P', str(streams),
+                    '-t', str(p['duration']), '-J']
+            if p.get('buffer'):
+                argv += ['-l', str(p['buffer'])]
+            if cc:
+                argv += ['-C', cc]
+            cmds.append(argv + p['client_args'])
+        return cmds
+    argv = [binary, '-c', addr, '-p', str(port), '-P', str(p['flows']), '-t', str(p['duration']),
+            '-e']
+    if p.get('buffer'):
+        argv += ['-l', str(p['buffer'])]
+    if cc:
+        argv += ['-Z', cc]
+    return [argv + p['client_args']]
+
+
+# ---- processes ---------------------------------------------------------------------------------
+
+def nofile_limit(wanted):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if wanted:
+        return min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    return hard if hard != resource.RLIM_INFINITY else soft
+
+
+class Processes(object):
+    """Tool processes of one side; stdout of all goes to one file (concatenated in order)."""
+
+    def __init__(self, run_dir, name, nofile):
+        self.run_dir = run_dir
+        self.name = name
+        self.nofile = nofile
+        self.procs = []
+        self.outputs = []
+        self.stopped_by_us = False
+        self.started = None
+        self.ended = None
+
+    def _limits(self):
+        os.setsid()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, resource.getrlimit(
+            resource.RLIMIT_NOFILE)[1]))
+
+    def start(self, commands, netns):
+        self.started = time.time()
+        for i, argv in enumerate(commands):
+            out = os.path.join(self.run_dir, '.%s.%d.out' % (self.name, i))
+            err = os.path.join(self.run_dir, '.%s.%d.err' % (self.name, i))
+            self.outputs.append((out, err))
+            with open(out, 'w') as fo, open(err, 'w') as fe:
+                try:
+                    self.procs.append(subprocess.Popen(
+                        netns_argv(argv, netns), stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                        cwd=self.run_dir, preexec_fn=self._limits, close_fds=True))
+                except OSError as e:
+                    raise ProbeError('cannot start %s: %s' % (argv[0], e))
+        write(os.path.join(self.run_dir, '.%s.argv' % self.name),
+              ''.join(' '.join(argv) + '\n' for argv in commands))
+
+    def running(self):
+        alive = [p for p in self.procs if p.poll() is None]
+        if not alive and self.ended is None and self.procs:
+            self.ended = time.time()
+        return alive
+
+    def wall_s(self):
+        """Seconds from the first start to the last exit (so far)."""
+        if not self.procs:
+            return None
+        return round((self.ended or time.time()) - self.started, 3)
+
+    def wait(self, deadline):
+        while self.running() and time.time() < deadline:
+            time.sleep(0.1)
+        return not self.running()
+
+    def stop(self, grace=3.0):
+        """SIGINT (iperf prints its summary), then SIGTERM, then SIGKILL, each to the group."""
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            alive = self.running()
+            if not alive:
+                break
+            self.stopped_by_us = True
+            for p in alive:
+                try:
+                    os.killpg(p.pid, sig)
+                except OSError:
+                    pass
+            self.wait(time.time() + wait)
+
+    def collect(self):
+        """Write NAME.txt (stdout) and NAME.err (stderr, when any); return the exit codes."""
+        outs, errs = [], []
+        for out, err in self.outputs:
+            with open(out) as f:
+                outs.append(f.read())
+            with open(err) as f:
+                errs.append(f.read())
+            os.unlink(out)
+            os.unlink(err)
+        write(os.path.join(self.run_dir, self.name + '.txt'), ''.join(outs))
+        if any(e.strip() for e in errs):
+            write(os.path.join(self.run_dir, self.name + '.err'), ''.join(errs))
+        self.stderr = ''.join(errs)
+        self.stdout = ''.join(outs)
+        return [p.returncode for p in self.procs]
+
+    def failure(self, rcs, allow_stopped):
+        """Reason of failure from exit codes, or None."""
+        bad = [rc for rc in rcs if rc not in (0, None)]
+        if self.stopped_by_us and allow_stopped:
+            # Stopped on purpose after the test (iperf2 2.1.8 even aborts on SIGINT with many
+            # flows, "corrupted double-linked list", after printing its reports).
+            bad = []
+        if not bad:
+            return None
+        # iperf3 -J reports its error in the JSON on stdout.
+        lines = self.stderr.strip().splitlines()[-3:] + re.findall(r'"error":\s*"([^"]*)"',
+                                                                   self.stdout)
+        tail = ' '.join(lines)
+        return '%s exited rc=%s%s' % (self.name, ','.join(str(rc) for rc in rcs),
+                                      (': ' + tail) if tail else '')
+
+
+# ---- sampling ------------------------------------------------------------------------------------
+
+class Sampler(object):
+    """Samples qdiscs and established connections every ``interval`` s until stopped."""
+
+    def __init__(self, run_dir, netns, devices, ports, interval=1.0, sample_tc=True,
+                 control_conns=0):
+        self.run_dir = run_dir
+        # iperf3's control connection shares the data port: not a flow.
+        self.control_conns = control_conns
+        self.netns = netns
+        self.devices = devices
+        self.ports = ports
+        self.interval = interval
+        self.sample_tc = sample_tc
+        self.event = threading.Event()
+        self.thread = None
+        self.t0 = None
+
+    def sample_once(self, tc_file, est_file):
+        t = round(time.time() - self.t0, 3)
+        if self.sample_tc:
+            tc_file.write(json.dumps({'t': t, 'qdiscs': tc_qdiscs(self.netns, self.devices)},
+                                     sort_keys=True) + '\n')
+            tc_file.flush()
+        count = established(self.netns, self.ports)
+        if count is not None:
+            est_file.write('%s %d\n' % (t, max(0, count - self.control_conns)))
+            est_file.flush()
+
+    def loop(self):
+        with open(os.path.join(self.run_dir, 'tc_during.jsonl'), 'w') as tc_file, \
+                open(os.path.join(self.run_dir, 'established.txt'), 'w') as est_file:
+            while True:
+                start = time.time()
+                self.sample_once(tc_file, est_file)
+                if self.event.wait(max(0.0, self.interval - (time.time() - start))):
+                    break
+        if not self.sample_tc:
+            os.unlink(os.path.join(self.run_dir, 'tc_during.jsonl'))
+
+    def start(self, t0=None):
+        self.t0 = t0 or time.time()
+        self.thread = threading.Thread(target=self.loop)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def stop(self):
+        self.event.set()
+        if self.thread:
+            self.thread.join(30)
+
+
+def before(run_dir, netns, devices, sysctls):
+    apply_sysctls(sysctls, netns)
+    nstat_reset(run_dir, netns)
+    tc_snapshot(run_dir, 'tc_before.json', netns, devices)
+    cpu_snapshot(run_dir, 'cpu_before.txt')
+
+
+def after(run_dir, netns, devices):
+    nstat_read(run_dir, netns)
+    tc_snapshot(run_dir, 'tc_after.json', netns, devices)
+    cpu_snapshot(run_dir, 'cpu_after.txt')

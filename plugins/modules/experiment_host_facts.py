@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: experiment_host_facts
+short_description: What an experiment's metadata.json records about one host
+version_added: 0.1.0
+author:
+  - zerodrop.testbed contributors (@zerodrop)
+description:
+  - Reads, without changing anything, what makes a host's results reproducible - the kernel
+    (release, C(/proc/version), and the kernel build's C(metadata.json) when one is found),
+    sysctls, the qdiscs (C(tc -j qdisc show)), the Open vSwitch bridges and ports when
+    C(ovs-vsctl) answers, the traffic tools' versions and the file-descriptor limit.
+  - Sysctls and qdiscs are read inside O(netns) when given.
+options:
+  netns:
+    description: Network namespace to read sysctls and qdiscs in.
+    type: str
+  sysctls:
+    description: Sysctl keys to record.
+    type: list
+    elements: str
+    default:
+      - net.ipv4.tcp_congestion_control
+      - net.ipv4.tcp_ecn
+      - net.ipv4.tcp_retries2
+      - net.core.somaxconn
+      - net.ipv4.tcp_max_syn_backlog
+      - net.ipv4.ip_local_port_range
+  kernel_metadata_paths:
+    description: Files where a kernel build left its C(metadata.json); the first that exists is read.
+    type: list
+    elements: path
+    default: [/boot/zerodrop-kernel.json, /etc/zerodrop/kernel.json]
+  ovs_database:
+    description: OVSDB socket for C(ovs-vsctl --db); the default database when unset.
+    type: str
+  bin_dir:
+    description: Directory of the neper binaries (searched before the PATH).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Only reads.
+  diff_mode:
+    support: none
+    description: Nothing to compare.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with iproute2.
+'''
+
+EXAMPLES = r'''
+- name: Record the receiver
+  zerodrop.testbed.experiment_host_facts:
+    netns: rcv
+  register: facts
+'''
+
+RETURN = r'''
+kernel:
+  description: C(release), C(version) (C(/proc/version)) and C(build) (the kernel build metadata or null).
+  returned: always
+  type: dict
+sysctls:
+  description: Key to value (null when the key does not exist).
+  returned: always
+  type: dict
+qdiscs:
+  description: C(tc -j qdisc show) of every device.
+  returned: always
+  type: list
+ovs:
+  description: C(bridges) and C(ports) as C(ovs-vsctl --format=json list) gives them, or null.
+  returned: always
+  type: dict
+tools:
+  description: First line of each tool's version output (null when not installed).
+  returned: always
+  type: dict
+nofile:
+  description: Soft and hard RLIMIT_NOFILE of the module's process.
+  returned: always
+  type: dict
+'''
+
+import json
+import os
+import resource
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
+
+
+def first_line(text):
+    for line in (text or '').splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def tool_versions(module, bin_dir):
+    versions = {}
+    probes = {'iperf3': ['iperf3', '--version'], 'iperf2': ['iperf', '-v'],
+              'neper': ['tcp_stream', '--version']}
+    for tool, argv in probes.items():
+        path = None
+        if tool == 'neper' and bin_dir and os.path.exists(os.path.join(bin_dir, argv[0])):
+            path = os.path.join(bin_dir, argv[0])
+        path = path or module.get_bin_path(argv[0])
+        if not path:
+            versions[tool] = None
+            continue
+        rc, out, err = module.run_command([path] + argv[1:], environ_update={'LC_ALL': 'C'})
+        versions[tool] = first_line(out) or first_line(err)
+    return versions
+
+
+def ovs_config(module, database):
+    if not module.get_bin_path('ovs-vsctl'):
+        return None
+    base = [module.get_bin_path('ovs-vsctl'), '--timeout=5', '--format=json']
+    if database:
+        base.insert(1, '--db=%s' % database)
+    found = {}
+    for table, columns in (('Bridge', 'name,datapath_type,ports,other_config'),
+                           ('Port', 'name,interfaces,qos,tag,other_config'),
+                           ('Interface', 'name,type,options,ofport')):
+        rc, out, err = module.run_command(base + ['--columns=' + columns, 'list', table])
+        if rc != 0:
+            return None
+        found[table.lower()] = json.loads(out)
+    return found
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            netns=dict(type='str'),
+            sysctls=dict(type='list', elements='str', default=[
+                'net.ipv4.tcp_congestion_control', 'net.ipv4.tcp_ecn', 'net.ipv4.tcp_retries2',
+                'net.core.somaxconn', 'net.ipv4.tcp_max_syn_backlog',
+                'net.ipv4.ip_local_port_range']),
+            kernel_metadata_paths=dict(type='list', elements='path',
+                                       default=['/boot/zerodrop-kernel.json',
+                                                '/etc/zerodrop/kernel.json']),
+            ovs_database=dict(type='str'),
+            bin_dir=dict(type='path'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    runner = Runner(module, netns=p['netns'])
+    with open('/proc/sys/kernel/osrelease') as f:
+        release = f.read().strip()
+    with open('/proc/version') as f:
+        version = f.read().strip()
+    build = None
+    for path in p['kernel_metadata_paths']:
+        if os.path.exists(path):
+            with open(path) as f:
+                build = json.load(f)
+            break
+    sysctls = {}
+    for key in p['sysctls']:
+        result = runner.run(['sysctl', '-n', key], check_rc=False)
+        sysctls[key] = ' '.join(result.stdout.split()) if result.rc == 0 else None
+    try:
+        qdiscs = runner.json(['tc', '-j', 'qdisc', 'show']) or []
+    except CommandError as e:
+        runner.fail('cannot read the qdiscs: %s' % e, error=e)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    module.exit_json(
+        changed=False,
+        kernel={'release': release, 'version': version, 'build': build},
+        sysctls=sysctls, qdiscs=qdiscs, ovs=ovs_config(module, p['ovs_database']),
+        tools=tool_versions(module, p['bin_dir']), nofile={'soft': soft, 'hard': hard})
+
+
+if __name__ == '__main__':
+    main()

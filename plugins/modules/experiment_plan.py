@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: experiment_plan
+short_description: The run matrix of an experiment and its results directory
+version_added: 0.1.0
+author:
+  - zerodrop.testbed contributors (@zerodrop)
+description:
+  - Expands an experiment (modes, flow counts, repetitions, base parameters and sweep
+    dimensions) into its list of runs, in the order they run, each with its parameters and
+    its directory C(<results_dir>/<name>/<timestamp>/<mode>/<variant>/<flows>/<rep>) as in
+    docs/results-layout.md, and creates the experiment's directory.
+  - A sweep is the cross product of its dimensions, in the order given; C(<variant>) names one
+    point as C(key=value) pairs joined by C(,), or C(default) without a sweep.
+  - Runs on the controller (the results live there).
+options:
+  name:
+    description: Experiment name (first directory level).
+    type: str
+    required: true
+  modes:
+    description: Modes, e.g. V(baseline) and V(zd); each mode runs the whole matrix.
+    type: list
+    elements: str
+    default: [baseline]
+  flows:
+    description: Flow counts.
+    type: list
+    elements: int
+    required: true
+  repetitions:
+    description: Repetitions of every point.
+    type: int
+    default: 1
+  params:
+    description: Parameters of every run (duration, tool, cc, ...); a sweep value overrides one.
+    type: dict
+    default: {}
+  sweep:
+    description:
+      - Sweep dimensions, C(name -> list of values); any parameter can be one, except V(mode),
+        V(flows) and V(rep), which have their own options.
+    type: dict
+    default: {}
+  results_dir:
+    description: Directory on the controller that holds every experiment.
+    type: path
+    required: true
+  timestamp:
+    description: Name of this execution's directory; default the current UTC time C(%Y%m%dT%H%M%SZ).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Computes the plan and creates nothing.
+  diff_mode:
+    support: none
+    description: Nothing to compare.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with iproute2.
+'''
+
+EXAMPLES = r'''
+- name: Plan a queue-limit sweep
+  zerodrop.testbed.experiment_plan:
+    name: limits
+    modes: [baseline, zd]
+    flows: [1000, 4000]
+    repetitions: 3
+    params: {duration: 20, tool: neper, cc: cubic}
+    sweep: {qdisc_limit: [100000, 1000000]}
+    results_dir: /srv/results
+  delegate_to: localhost
+  run_once: true
+  register: plan
+'''
+
+RETURN = r'''
+root:
+  description: This execution's directory, C(<results_dir>/<name>/<timestamp>).
+  returned: always
+  type: str
+  sample: /srv/results/limits/20261122T060000Z
+total:
+  description: Number of runs.
+  returned: always
+  type: int
+  sample: 24
+runs:
+  description:
+    - The runs in order, each with C(index) (1-based), C(mode), C(variant), C(flows), C(rep),
+      C(params) (the base parameters with the sweep point applied, plus C(flows)),
+      C(relpath) (relative to RV(root)) and C(dir) (absolute).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+import itertools
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+RESERVED = ('mode', 'flows', 'rep')
+SAFE = re.compile(r'^[A-Za-z0-9_.:+-]+$')
+
+
+def label(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def plan(name, modes, flows, repetitions, params, sweep):
+    """The list of runs (without directories); raises ValueError naming the bad field."""
+    if not SAFE.match(name):
+        raise ValueError('name %r: use letters, digits and . _ - only (it is a directory)' % name)
+    if not modes:
+        raise ValueError('modes is empty: give at least one mode, e.g. [baseline]')
+    for mode in modes:
+        if not SAFE.match(mode):
+            raise ValueError('mode %r: use letters, digits and . _ - only' % mode)
+    if not flows or any(not isinstance(f, int) or f < 1 for f in flows):
+        raise ValueError('flows must be a non-empty list of positive integers (got %r)' % flows)
+    if repetitions < 1:
+        raise ValueError('repetitions must be at least 1 (got %r)' % repetitions)
+    for key, values in sweep.items():
+        if key in RESERVED:
+            raise ValueError('sweep.%s: %s has its own option; remove it from the sweep'
+                             % (key, key))
+        if not SAFE.match(key):
+            raise ValueError('sweep key %r: use letters, digits and . _ - only' % key)
+        if not isinstance(values, list) or not values:
+            raise ValueError('sweep.%s must be a non-empty list of values (got %r)'
+                             % (key, values))
+        for value in values:
+            if isinstance(value, (dict, list)) or not SAFE.match(label(value)):
+                raise ValueError('sweep.%s value %r: use scalars made of letters, digits and '
+                                 '. _ - : + (they name directories)' % (key, value))
+    keys = list(sweep)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*[sweep[k] for k in keys])]
+    runs = []
+    for mode in modes:
+        for point in points:
+            variant = ','.join('%s=%s' % (k, label(point[k])) for k in keys) or 'default'
+            for nflows in flows:
+                for rep in range(1, repetitions + 1):
+                    run_params = dict(params)
+                    run_params.update(point)
+                    run_params['flows'] = nflows
+                    runs.append({'mode': mode, 'variant': variant, 'flows': nflows, 'rep': rep,
+                                 'params': run_params,
+                                 'relpath': '/'.join([mode, variant, str(nflows), str(rep)])})
+    for i, run in enumerate(runs):
+        run['index'] = i + 1
+    return runs
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            modes=dict(type='list', elements='str', default=['baseline']),
+            flows=dict(type='list', elements='int', required=True),
+            repetitions=dict(type='int', default=1),
+            params=dict(type='dict', default={}),
+            sweep=dict(type='dict', default={}),
+            results_dir=dict(type='path', required=True),
+            timestamp=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        runs = plan(p['name'], p['modes'], p['flows'], p['repetitions'], p['params'], p['sweep'])
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+    stamp = p['timestamp'] or time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    if not SAFE.match(stamp):
+        module.fail_json(msg='timestamp %r: use letters, digits and . _ - only' % stamp)
+    root = os.path.join(os.path.abspath(p['results_dir']), p['name'], stamp)
+    for run in runs:
+        run['dir'] = os.path.join(root, run['relpath'])
+    changed = not os.path.isdir(root)
+    if changed and not module.check_mode:
+        os.makedirs(root)
+    module.exit_json(changed=changed, root=root, total=len(runs), runs=runs)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,213 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: experiment_record
+short_description: Write one experiment run's run.json (parameters and status)
+version_added: 0.1.0
+author:
+  - zerodrop.testbed contributors (@zerodrop)
+description:
+  - Runs on the controller as an action, without a module process (that saves a task's worth
+    of time per run); the module is the same code.
+  - Writes C(run.json) of docs/results-layout.md into a run directory on the controller - the
+    run's parameters, the hosts that took part, the bottleneck rate in bit/s, and the status,
+    V(failed) with every host's reason when any phase on any host failed.
+options:
+  path:
+    description: The run directory (created).
+    type: path
+    required: true
+  experiment:
+    description: Experiment name.
+    type: str
+    required: true
+  run:
+    description: The run as M(zerodrop.testbed.experiment_plan) planned it (C(mode), C(variant),
+      C(flows), C(rep), C(params)).
+    type: dict
+    required: true
+  hosts:
+    description: Host role to inventory host name.
+    type: dict
+    required: true
+  bottleneck:
+    description: The bottleneck (C(host_role), C(device), C(tree)); its rate is C(params.rate).
+    type: dict
+    default: {}
+  outcomes:
+    description:
+      - Per host role, the results of that host's phases (M(zerodrop.testbed.flow_run) results,
+        or anything with C(status) and C(reason)); skipped results are ignored.
+    type: dict
+    default: {}
+  errors:
+    description: Further reasons of failure (e.g. a task that failed outright).
+    type: list
+    elements: str
+    default: []
+  started:
+    description: When the run started, seconds since the epoch.
+    type: float
+    required: true
+  normalise:
+    description:
+      - Also write C(result.json), as M(zerodrop.testbed.experiment_result) does, in the same
+        task (saves a task per run). A run whose files cannot be normalised keeps its run.json
+        and reports why in RV(problems).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Computes the record without writing it.
+  diff_mode:
+    support: none
+    description: Nothing to compare.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with iproute2.
+'''
+
+EXAMPLES = r'''
+- name: Write run.json
+  zerodrop.testbed.experiment_record:
+    path: /srv/results/smoke/20261122T060000Z/baseline/default/100/1
+    experiment: smoke
+    run: {mode: baseline, variant: default, flows: 100, rep: 1, params: {duration: 20, rate: 100mbit}}
+    hosts: {sender: snd, receiver: rcv}
+    outcomes: {sender: [{status: ok, reason: null}]}
+    started: 1795332000.0
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+record:
+  description: What run.json holds.
+  returned: always
+  type: dict
+result:
+  description: What result.json holds (null when not normalised).
+  returned: always
+  type: dict
+problems:
+  description: Why result.json is missing or incomplete.
+  returned: always
+  type: list
+  elements: str
+'''
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils import units
+
+try:
+    from ansible_collections.zerodrop.testbed.plugins.module_utils import run_record
+except ImportError:  # the collection may be used without its parsers
+    run_record = None
+
+
+def iso(epoch):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))
+
+
+def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finished):
+    reasons = list(errors)
+    tool_wall = None
+    phases = {}
+    for role in sorted(outcomes):
+        for result in outcomes[role] or []:
+            if not isinstance(result, dict) or result.get('skipped') or not result:
+                continue
+            if result.get('wall_s') is not None:
+                phases.setdefault(role, []).append(result['wall_s'])
+            if result.get('tool_wall_s') is not None:
+                tool_wall = max(tool_wall or 0, result['tool_wall_s'])
+            if result.get('status', 'failed' if result.get('failed') else 'ok') != 'ok':
+                reasons.append('%s: %s' % (role, result.get('reason') or result.get('msg')))
+    params = dict(run['params'])
+    params.pop('flows', None)
+    if bottleneck:
+        params['bottleneck'] = dict(bottleneck, rate=params.get('rate'))
+    rate = params.get('rate')
+    try:
+        rate_bps = units.parse_rate(rate) * 8 if rate else None
+    except ValueError:
+        rate_bps = None
+    return {
+        'experiment': experiment, 'mode': run['mode'], 'variant': run['variant'],
+        'flows': run['flows'], 'rep': run['rep'], 'params': params,
+        'bottleneck_rate_bps': rate_bps, 'hosts': hosts,
+        'status': 'failed' if reasons else 'ok', 'reason': '; '.join(reasons) or None,
+        'started': iso(started), 'finished': iso(finished),
+        'wall_s': round(finished - started, 3),
+        # How long the client itself ran: wall_s minus this is the harness's own time.
+        'tool_wall_s': tool_wall,
+        # Seconds each host's module calls took, in order (where the harness's time goes).
+        'phase_wall_s': phases,
+    }
+
+
+ARGUMENT_SPEC = dict(
+    path=dict(type='path', required=True),
+    experiment=dict(type='str', required=True),
+    run=dict(type='dict', required=True),
+    hosts=dict(type='dict', required=True),
+    bottleneck=dict(type='dict', default={}),
+    outcomes=dict(type='dict', default={}),
+    errors=dict(type='list', elements='str', default=[]),
+    started=dict(type='float', required=True),
+    normalise=dict(type='bool', default=True),
+)
+
+
+def execute(p, check_mode):
+    """Write run.json (and result.json); returns the module result (shared with the action)."""
+    for key in ('mode', 'variant', 'flows', 'rep', 'params'):
+        if key not in p['run']:
+            return {'failed': True,
+                    'msg': 'run.%s is missing: pass a run as experiment_plan returns it' % key}
+    data = record(p['experiment'], p['run'], p['hosts'], p['bottleneck'], p['outcomes'],
+                  p['errors'], p['started'], time.time())
+    result, problems = None, []
+    if not check_mode:
+        if not os.path.isdir(p['path']):
+            os.makedirs(p['path'])
+        with open(os.path.join(p['path'], 'run.json'), 'w') as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write('\n')
+        if p['normalise']:
+            if run_record is None:
+                problems.append('no parsers in this collection: result.json not written')
+            else:
+                try:
+                    result = run_record.normalise(p['path'])
+                    with open(os.path.join(p['path'], 'result.json'), 'w') as f:
+                        f.write(run_record.dumps(result))
+                    problems = list(result.get('problems') or [])
+                except Exception as e:  # a broken run keeps its raw files; the report says why
+                    problems.append('cannot normalise %s: %s' % (p['path'], e))
+    return {'changed': True, 'record': data, 'result': result, 'problems': problems}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    outcome = execute(module.params, module.check_mode)
+    if outcome.get('failed'):
+        module.fail_json(msg=outcome['msg'])
+    module.exit_json(**outcome)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,510 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: flow_run
+short_description: One host's part of one many-flow experiment run (server, client or observer)
+version_added: 0.1.0
+author:
+  - zerodrop.testbed contributors (@zerodrop)
+description:
+  - Runs everything one host does in one run of an experiment and writes the raw files of
+    docs/results-layout.md into O(run_dir) on that host, so that a run costs three tasks
+    (start, client, stop) instead of one task per command.
+  - "O(phase=start): applies O(sysctls), resets nstat (own C(NSTAT_HISTORY) in O(run_dir)),
+    snapshots qdiscs and CPU, then forks a detached supervisor that starts the tool's server
+    processes (O(role=server)) and samples qdiscs and established connections every
+    O(interval) seconds. Returns once every server port listens; fails if a server exits first."
+  - "O(phase=client): the same snapshots, then runs the client processes for O(duration) seconds,
+    killed after O(duration) + O(client_grace); samples meanwhile; writes the after files."
+  - "O(phase=stop): asks the supervisor to stop, waits up to O(stop_grace) seconds for the
+    servers to end on their own, stops the rest, writes the after files and reports the exit codes."
+  - Files written per host - C(server.txt) or C(client.txt) (tool stdout), C(server.err) or
+    C(client.err) (stderr, when any), C(samples.csv) (neper server), C(nstat.txt) (increments
+    since the reset, zeros included), C(tc_before.json), C(tc_during.jsonl), C(tc_after.json),
+    C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(capture.pcap) (optional).
+  - Tool processes run in their own session with RLIMIT_NOFILE raised to O(nofile) (default the
+    hard limit); a flow is one file descriptor, so the hard limit caps the flows of one process.
+  - iperf3 takes at most 128 streams per process, so O(tool=iperf3) starts one server and one
+    client per 128 flows on consecutive ports; their JSON documents are concatenated in one file.
+options:
+  phase:
+    description: Which part of the run to do (see the description).
+    type: str
+    required: true
+    choices: [start, client, stop]
+  role:
+    description:
+      - With O(phase=start), V(server) starts the tool's servers, V(observer) only samples
+        (a router or a host whose qdisc is the bottleneck).
+    type: str
+    default: server
+    choices: [server, observer]
+  run_dir:
+    description: Directory on the target host for this host's raw files (created).
+    type: path
+    required: true
+  netns:
+    description: Network namespace to run everything in (none for the host's own namespace).
+    type: str
+  tool:
+    description: The traffic tool.
+    type: str
+    default: neper
+    choices: [neper, iperf3, iperf2]
+  bin_dir:
+    description:
+      - Directory holding the tool's binary (C(tcp_stream), C(iperf3), C(iperf)); default the PATH.
+    type: path
+  flows:
+    description: Number of TCP flows.
+    type: int
+    default: 1
+  threads:
+    description: Threads per side (neper only).
+    type: int
+    default: 1
+  duration:
+    description: Test length in seconds.
+    type: int
+    default: 10
+  buffer:
+    description: Write size in bytes (neper C(-B), iperf C(-l)); tool default when unset.
+    type: int
+  cc:
+    description: Congestion control set per socket by the client (none keeps the default).
+    type: str
+  port:
+    description:
+      - First port of the tool (neper control port, data port is the next one; iperf3 uses
+        one port per process from here). Default 12866 (neper), 5201 (iperf3), 5001 (iperf2).
+    type: int
+  server_address:
+    description: Address the client connects to. Required with O(phase=client).
+    type: str
+  server_args:
+    description: Extra arguments for every server process.
+    type: list
+    elements: str
+    default: []
+  client_args:
+    description: Extra arguments for every client process.
+    type: list
+    elements: str
+    default: []
+  devices:
+    description: Devices whose qdiscs are recorded; all devices when empty.
+    type: list
+    elements: str
+    default: []
+  sample_tc:
+    description: Sample the qdiscs during the run (C(tc_during.jsonl)).
+    type: bool
+    default: true
+  interval:
+    description: Seconds between samples.
+    type: float
+    default: 1.0
+  sysctls:
+    description: Sysctls set (C(sysctl -w), in O(netns)) before the run, e.g. C(net.ipv4.tcp_ecn).
+    type: dict
+    default: {}
+  nofile:
+    description: RLIMIT_NOFILE of the tool processes; default (0) the hard limit.
+    type: int
+    default: 0
+  server_wait:
+    description: Seconds O(phase=start) waits for the servers to listen.
+    type: float
+    default: 20
+  client_grace:
+    description: Seconds past O(duration) before the client is killed and the run fails.
+    type: float
+    default: 30
+  stop_grace:
+    description: Seconds O(phase=stop) lets servers end on their own before stopping them.
+    type: float
+    default: 5
+  capture_device:
+    description:
+      - With O(phase=client), record the TCP headers of the test traffic on this device
+        (C(tcpdump -s 96)) into C(capture.pcap) and their RTT samples into C(rtt.txt).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports the commands it would run and runs nothing.
+  diff_mode:
+    support: none
+    description: Nothing to compare.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with iproute2.
+notes:
+  - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip netns exec)) and root for other namespaces.
+  - A run that fails (a tool exits non-zero, a server does not come up, the client times out)
+    fails the task with the reason in RV(reason); the raw files made so far stay.
+'''
+
+EXAMPLES = r'''
+- name: Start the receiver's neper server and samplers
+  zerodrop.testbed.flow_run:
+    phase: start
+    run_dir: /var/tmp/zd/run1/receiver
+    netns: rcv
+    flows: 1000
+    threads: 2
+    duration: 20
+
+- name: Run the client
+  zerodrop.testbed.flow_run:
+    phase: client
+    run_dir: /var/tmp/zd/run1/sender
+    netns: snd
+    flows: 1000
+    threads: 2
+    duration: 20
+    buffer: 1024
+    cc: cubic
+    server_address: 10.99.0.130
+
+- name: Stop the receiver's side and collect its files
+  zerodrop.testbed.flow_run:
+    phase: stop
+    run_dir: /var/tmp/zd/run1/receiver
+'''
+
+RETURN = r'''
+status:
+  description: V(ok) or V(failed).
+  returned: always
+  type: str
+  sample: ok
+reason:
+  description: Why the run failed on this host, or null.
+  returned: always
+  type: str
+  sample: "client exited rc=1: iperf3: error - unable to connect to server"
+exit_codes:
+  description: Exit codes of the tool processes (null for a process still running).
+  returned: when a phase ran tool processes
+  type: list
+  elements: int
+  sample: [0]
+commands:
+  description: The tool command lines.
+  returned: always
+  type: list
+  elements: list
+tool_wall_s:
+  description: Seconds the client processes ran (first start to last exit).
+  returned: with O(phase=client)
+  type: float
+  sample: 20.4
+nofile:
+  description: RLIMIT_NOFILE given to the tool processes.
+  returned: always
+  type: int
+  sample: 20000
+wall_s:
+  description: Seconds the phase took.
+  returned: always
+  type: float
+  sample: 21.3
+files:
+  description: Raw files now in O(run_dir).
+  returned: always
+  type: list
+  elements: str
+  sample: [client.txt, nstat.txt]
+'''
+
+import json
+import os
+import signal
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe as fp
+from ansible_collections.zerodrop.testbed.plugins.module_utils import pcap_rtt
+
+STOP_FILE = '.stop'
+STATE_FILE = '.probe.json'
+PIDS_FILE = '.server.pids'
+
+
+def params_of(module):
+    p = dict(module.params)
+    if p['port'] is None:
+        p['port'] = fp.DEFAULT_PORTS[p['tool']]
+    return p
+
+
+def validate(module, p):
+    for key in ('flows', 'threads', 'duration'):
+        if p[key] < 1:
+            module.fail_json(msg='%s must be at least 1 (got %s)' % (key, p[key]))
+    if not 0 < p['port'] < 65535:
+        module.fail_json(msg='port must be between 1 and 65534 (got %s)' % p['port'])
+    if p['phase'] == 'client' and not p['server_address']:
+        module.fail_json(msg='server_address is required with phase=client: the address of the '
+                             'receiver as the client reaches it')
+    if p['tool'] == 'neper' and p['flows'] < p['threads']:
+        module.fail_json(msg='neper needs flows >= threads (got flows=%d threads=%d)'
+                             % (p['flows'], p['threads']))
+    if p['phase'] != 'stop' and p['bin_dir'] and not os.path.isdir(p['bin_dir']):
+        module.fail_json(msg='bin_dir %s does not exist: install the tool there or unset bin_dir'
+                             % p['bin_dir'])
+
+
+def listing(run_dir):
+    return sorted(f for f in os.listdir(run_dir) if not f.startswith('.'))
+
+
+def clean(run_dir):
+    """Remove the working files (dot files): only the raw files stay."""
+    for name in os.listdir(run_dir):
+        if name.startswith('.'):
+            os.unlink(os.path.join(run_dir, name))
+
+
+def pid_alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (IOError, OSError, IndexError):
+        return False
+
+
+# ---- phase=start: the detached supervisor ----------------------------------------------------
+
+def supervise(p, run_dir):
+    """Runs in the detached child: servers + sampler until asked to stop; never returns."""
+    stop = {'now': False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    state = {'status': 'ok', 'reason': None, 'exit_codes': []}
+    servers = None
+    sampler = fp.Sampler(run_dir, p['netns'], p['devices'],
+                         fp.data_ports(p) if p['role'] == 'server' else [],
+                         p['interval'], p['sample_tc'],
+                         fp.control_conns(p) if p['role'] == 'server' else 0)
+    try:
+        if p['role'] == 'server':
+            servers = fp.Processes(run_dir, 'server', fp.nofile_limit(p['nofile']))
+            servers.start(fp.server_commands(p, run_dir), p['netns'])
+            fp.write(os.path.join(run_dir, PIDS_FILE),
+                     ' '.join(str(x.pid) for x in servers.procs))
+        sampler.start()
+        # Never outlive a controller that went away.
+        deadline = time.time() + p['server_wait'] + p['duration'] + p['client_grace'] + 600
+        stop_path = os.path.join(run_dir, STOP_FILE)
+        while not stop['now'] and not os.path.exists(stop_path) and time.time() < deadline:
+            if servers:
+                servers.running()  # reaps
+            time.sleep(0.1)
+        if servers:
+            # neper and iperf3 -1 end on their own once they have printed their results;
+            # iperf2's server never does: it is done when its connections are.
+            until = time.time() + p['stop_grace']
+            while servers.running() and time.time() < until:
+                if p['tool'] == 'iperf2' and not fp.established(p['netns'], fp.data_ports(p)):
+                    break
+                time.sleep(0.1)
+            servers.stop()
+        sampler.stop()
+        fp.after(run_dir, p['netns'], p['devices'])
+        if servers:
+            state['exit_codes'] = servers.collect()
+            # iperf2's server never ends on its own: being stopped is its normal end.
+            state['reason'] = servers.failure(state['exit_codes'], allow_stopped=p['tool'] == 'iperf2')
+    except Exception as e:  # the supervisor must always leave its state file
+        state['reason'] = 'supervisor error: %s' % e
+    if state['reason']:
+        state['status'] = 'failed'
+    fp.write_json(os.path.join(run_dir, STATE_FILE), state)
+    os._exit(0)
+
+
+def detach(p, run_dir):
+    """Fork the supervisor with no inherited descriptors, so that Ansible does not wait for it."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        path = os.path.join(run_dir, '.supervisor.pid')
+        deadline = time.time() + 10
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.01)
+        with open(path) as f:
+            return int(f.read())
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, 65536)
+    fp.write(os.path.join(run_dir, '.supervisor.pid'), str(os.getpid()))
+    supervise(p, run_dir)
+
+
+def phase_start(module, p, run_dir):
+    commands = fp.server_commands(p, run_dir) if p['role'] == 'server' else []
+    if module.check_mode:
+        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
+    clean(run_dir)
+    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'])
+    pid = detach(p, run_dir)
+    result = {'changed': True, 'commands': commands, 'supervisor_pid': pid, 'status': 'ok',
+              'reason': None}
+    if p['role'] != 'server':
+        return result
+    deadline = time.time() + p['server_wait']
+    ports = fp.server_ports(p)
+    while True:
+        pids_path = os.path.join(run_dir, PIDS_FILE)
+        pids = None
+        if os.path.exists(pids_path):
+            with open(pids_path) as f:
+                pids = [int(x) for x in f.read().split()]
+            if fp.listening(p['netns'], ports, pids):
+                return result
+        state_path = os.path.join(run_dir, STATE_FILE)
+        dead = pids is not None and not all(pid_alive(x) for x in pids)
+        if dead or time.time() > deadline or os.path.exists(state_path):
+            stopped = stop_supervisor(run_dir, 10)
+            why = stopped.get('reason') or ('a server exited before listening' if dead else
+                                            'servers not listening on %s after %ss'
+                                            % (ports, p['server_wait']))
+            result.update(status='failed', reason=why, exit_codes=stopped.get('exit_codes'))
+            return result
+        time.sleep(0.1)
+
+
+def stop_supervisor(run_dir, wait):
+    state_path = os.path.join(run_dir, STATE_FILE)
+    if not os.path.exists(os.path.join(run_dir, '.supervisor.pid')):
+        return {'status': 'failed', 'reason': 'no supervisor in %s: phase=start did not run'
+                % run_dir}
+    fp.write(os.path.join(run_dir, STOP_FILE), '')
+    deadline = time.time() + wait
+    while not os.path.exists(state_path):
+        with open(os.path.join(run_dir, '.supervisor.pid')) as f:
+            pid = int(f.read())
+        if time.time() > deadline or not pid_alive(pid):
+            if os.path.exists(state_path):
+                break
+            return {'status': 'failed', 'reason': 'supervisor %d ended without a result' % pid}
+        time.sleep(0.1)
+    with open(state_path) as f:
+        return json.load(f)
+
+
+def phase_stop(module, p, run_dir):
+    if module.check_mode:
+        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': []}
+    state = stop_supervisor(run_dir, p['stop_grace'] + 60)
+    if state['status'] == 'ok' or os.path.exists(os.path.join(run_dir, STATE_FILE)):
+        clean(run_dir)
+    state['changed'] = True
+    state['commands'] = []
+    return state
+
+
+# ---- phase=client ------------------------------------------------------------------------------
+
+def phase_client(module, p, run_dir):
+    commands = fp.client_commands(p)
+    if module.check_mode:
+        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
+    clean(run_dir)
+    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'])
+    capture = None
+    if p['capture_device']:
+        capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'], fp.data_ports(p))
+    sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
+                         p['sample_tc'], fp.control_conns(p))
+    clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
+    reason = None
+    sampler.start()
+    try:
+        clients.start(commands, p['netns'])
+        if not clients.wait(time.time() + p['duration'] + p['client_grace']):
+            reason = 'client timed out: still running %ss after the %ss test' % (
+                p['client_grace'], p['duration'])
+            clients.stop(grace=1.0)
+    except fp.ProbeError as e:
+        reason = str(e)
+    sampler.stop()
+    if capture:
+        pcap_rtt.stop_capture(capture, run_dir)
+    fp.after(run_dir, p['netns'], p['devices'])
+    rcs = clients.collect()
+    reason = reason or clients.failure(rcs, allow_stopped=False)
+    clean(run_dir)
+    return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,
+            'exit_codes': rcs, 'commands': commands, 'tool_wall_s': clients.wall_s()}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            phase=dict(type='str', required=True, choices=['start', 'client', 'stop']),
+            role=dict(type='str', default='server', choices=['server', 'observer']),
+            run_dir=dict(type='path', required=True),
+            netns=dict(type='str'),
+            tool=dict(type='str', default='neper', choices=list(fp.TOOLS)),
+            bin_dir=dict(type='path'),
+            flows=dict(type='int', default=1),
+            threads=dict(type='int', default=1),
+            duration=dict(type='int', default=10),
+            buffer=dict(type='int'),
+            cc=dict(type='str'),
+            port=dict(type='int'),
+            server_address=dict(type='str'),
+            server_args=dict(type='list', elements='str', default=[]),
+            client_args=dict(type='list', elements='str', default=[]),
+            devices=dict(type='list', elements='str', default=[]),
+            sample_tc=dict(type='bool', default=True),
+            interval=dict(type='float', default=1.0),
+            sysctls=dict(type='dict', default={}),
+            nofile=dict(type='int', default=0),
+            server_wait=dict(type='float', default=20),
+            client_grace=dict(type='float', default=30),
+            stop_grace=dict(type='float', default=5),
+            capture_device=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    p = params_of(module)
+    validate(module, p)
+    run_dir = p['run_dir']
+    started = time.time()
+    if not module.check_mode and not os.path.isdir(run_dir):
+        os.makedirs(run_dir)
+    try:
+        if p['phase'] == 'start':
+            result = phase_start(module, p, run_dir)
+        elif p['phase'] == 'client':
+            result = phase_client(module, p, run_dir)
+        else:
+            result = phase_stop(module, p, run_dir)
+    except fp.ProbeError as e:
+        result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
+    result['nofile'] = fp.nofile_limit(p['nofile'])
+    result['wall_s'] = round(time.time() - started, 3)
+    result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []
+    if result['status'] != 'ok':
+        module.fail_json(msg=result['reason'], **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
