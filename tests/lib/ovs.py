@@ -64,5 +64,8 @@ class PrivateOVS(object):
         for br in out:
             self.vsctl('--if-exists', 'del-br', br, check=False)
         for daemon in ('ovs-vswitchd', 'ovsdb-server'):
-            subprocess.run(['ovs-appctl', '-t', self._p(daemon + '.ctl'), 'exit'],
+            # --cleanup also deletes the datapath's own device (ovs-netdev), which a second
+            # netdev-datapath vswitchd in this namespace would otherwise collide with.
+            subprocess.run(['ovs-appctl', '-t', self._p(daemon + '.ctl'), 'exit']
+                           + (['--cleanup'] if daemon == 'ovs-vswitchd' else []),
                            capture_output=True, timeout=30, check=False)
