@@ -1,0 +1,961 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zerodrop.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: kernel_build
+short_description: Configure, verify and build a Linux kernel tree, idempotently
+version_added: 0.1.0
+author:
+  - zerodrop.testbed contributors (@zerodrop)
+description:
+  - Configures a kernel tree from a base (a C(make) config target such as C(defconfig) or
+    C(tinyconfig), a given C(.config) file, or the running kernel's config) plus fragments
+    (fragment files and inline symbols), merged with the tree's own
+    C(scripts/kconfig/merge_config.sh -m) followed by C(make olddefconfig).
+  - Then verifies that every requested symbol has the requested value in the final C(.config);
+    symbols dropped by unmet dependencies or unknown to the kernel fail the task (or warn, see
+    O(on_unmet)) with one line per symbol, wanted and got.
+  - Builds the requested targets. Old kernels on new toolchains (for example 4.14 with gcc >= 10
+    and binutils >= 2.36) get the make variables they need, chosen from the final config, the
+    kernel version and the toolchain versions (see O(compat)).
+  - Idempotent by fingerprint (source commit or tree hash, final C(.config) hash, toolchain
+    versions, make variables, targets). With an unchanged fingerprint and the artifacts present
+    the task does nothing and reports no change; any change rebuilds incrementally.
+  - Writes C(metadata.json) (and the build log C(build.log)) into the build directory.
+options:
+  source:
+    description: Path of the kernel source tree (the directory with the top-level C(Makefile)).
+    type: path
+    required: true
+  build_dir:
+    description:
+      - Out-of-tree build directory (C(make O=)); created if missing. Unset builds in the tree.
+      - Recommended, and needed for a cheap fingerprint of a source tree that is not a git
+        checkout.
+    type: path
+  config_base:
+    description:
+      - Where the configuration starts. A C(make) config target (C(defconfig), C(tinyconfig),
+        C(allnoconfig), C(x86_64_defconfig), C(olddefconfig) to start from the C(.config)
+        already in the build directory, ...), or C(running) for the running kernel's config
+        (C(/boot/config-$(uname -r)), else C(/proc/config.gz)).
+      - Defaults to C(defconfig) when O(config_file) is not given.
+    type: str
+  config_file:
+    description: A complete C(.config) to start from (for example the zD authors' config).
+    type: path
+  config_fragments:
+    description: Fragment files merged on top of the base, in order (later ones win).
+    type: list
+    elements: path
+    default: []
+  config:
+    description:
+      - Inline symbols merged last, a dict from symbol to value. Keys with or without the C(CONFIG_)
+        prefix; values C(y), C(m), C(n) (or YAML booleans), numbers, or strings (quoted for
+        you).
+      - Every symbol of O(config) and of O(config_fragments) is verified in the final config.
+    type: dict
+    default: {}
+  config_optional:
+    description:
+      - Like O(config) but symbols that this kernel's Kconfig does not define are left out
+        (returned in RV(skipped_symbols)); known ones are merged and verified. Lets one fragment
+        serve several kernel versions (for example C(VIRTIO_MENU) exists in 6.1, not in 4.14).
+    type: dict
+    default: {}
+  on_unmet:
+    description: What to do when a requested symbol does not have its value in the final config.
+      C(fail) restores the previous C(.config) and fails; C(warn) warns and builds anyway.
+    type: str
+    choices: [fail, warn]
+    default: fail
+  targets:
+    description:
+      - Make targets, in order. C(image) stands for the architecture's boot image (C(bzImage)
+        on x86). C(modules) is skipped when the final config has C(CONFIG_MODULES) off.
+      - C(bindeb-pkg) leaves C(.deb) packages in the parent directory of the build directory.
+    type: list
+    elements: str
+    default: [image, modules]
+  jobs:
+    description: Parallel make jobs (C(make -j)). Defaults to the number of CPUs. Not part of the
+      fingerprint.
+    type: int
+  make_vars:
+    description:
+      - Variables on the make command line (C(CC), C(HOSTCC), C(ARCH), C(CROSS_COMPILE),
+        C(LOCALVERSION), C(KDEB_PKGVERSION), C(KCFLAGS), C(WERROR), per-object flags such as
+        C(CFLAGS_foo.o), ...). They override the compatibility variables of O(compat).
+      - Keep them identical between builds of one tree; kbuild rebuilds objects whose command
+        line changed.
+    type: dict
+    default: {}
+  ccache:
+    description: Compile through ccache (C(CC="ccache <compiler>")). Switching it on or off
+      rebuilds everything once, since the compiler command changes.
+    type: bool
+    default: false
+  ccache_dir:
+    description: ccache's cache directory (C(CCACHE_DIR)); ccache's own default when unset.
+    type: path
+  compat:
+    description:
+      - C(auto) adds the make variables an old kernel needs on a new toolchain, each only when
+        its trigger is in the final config (C(WERROR=0) when objtool is built with gcc >= 12,
+        C(OBJECT_FILES_NON_STANDARD_thunk_64.o=y) with binutils >= 2.36,
+        C(CFLAGS_pagetable.o=-fcommon) with C(RANDOMIZE_BASE) and gcc >= 10,
+        C(CFLAGS_REMOVE_elfcore.o=-pg) with C(FUNCTION_TRACER) and binutils >= 2.36).
+        They are returned and recorded in the metadata. C(off) adds none.
+    type: str
+    choices: [auto, 'off']
+    default: auto
+  force:
+    description: Run make even when the fingerprint is unchanged.
+    type: bool
+    default: false
+  source_id:
+    description:
+      - A string that identifies the content of O(source), such as the checksum of the archive
+        it was unpacked from. It replaces the source part of the fingerprint, so the tree is not
+        inspected at all.
+      - Unset, a git checkout is identified by its commit (plus a hash of C(git diff HEAD) when
+        dirty) and any other tree by a hash of every file's path, size and mtime (a stat of each
+        file, a few seconds for a full kernel tree).
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Compares the inputs with those recorded by the last build and reports whether a
+      build would run; nothing is configured or built.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode).
+    support: full
+    details: Before and after are the recorded and the new fingerprints (source, config hash,
+      kernel release).
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - The build runs in the foreground of the task; run long builds with C(async) and C(poll).
+    The log (RV(build_log)) grows while make runs.
+  - Needs make, a C compiler, binutils, bc; flex and bison from 4.16 on; libelf-dev when objtool
+    runs; dpkg-dev for C(bindeb-pkg). A missing one fails the task naming its Debian package.
+seealso:
+  - name: Kernel build system
+    description: kbuild documentation of make variables and targets.
+    link: https://docs.kernel.org/kbuild/kbuild.html
+'''
+
+EXAMPLES = r'''
+- name: Build the zD vm-pfifo kernel with the authors' config and what the experiment needs
+  zerodrop.testbed.kernel_build:
+    source: /usr/src/zd/linux-4.14.67
+    build_dir: /var/cache/zerodrop/kernel/build/vm-pfifo
+    config_file: /usr/src/zd/zD-configuration/kernel-config/.config
+    config:
+      TCP_CONG_DCTCP: y
+      NET_SCH_RED: y
+      LOCALVERSION: -zd-vm-pfifo
+    targets: [bindeb-pkg]
+    make_vars:
+      KDEB_PKGVERSION: 1zd
+    ccache: true
+    ccache_dir: /var/cache/zerodrop/ccache
+  async: 7200
+  poll: 30
+
+- name: A tiny 6.1 kernel for QEMU direct boot
+  zerodrop.testbed.kernel_build:
+    source: /srv/linux-6.1
+    build_dir: /srv/build/tiny
+    config_base: tinyconfig
+    config:
+      64BIT: y
+      SERIAL_8250_CONSOLE: y
+      TCP_CONG_DCTCP: y
+    targets: [image]
+  register: kernel
+
+- name: Show the image
+  ansible.builtin.debug:
+    msg: "{{ kernel.artifacts.image }} ({{ kernel.kernelrelease }})"
+'''
+
+RETURN = r'''
+kernelrelease:
+  description: C(make kernelrelease) of the build.
+  returned: success
+  type: str
+  sample: 6.1.192
+artifacts:
+  description: Paths of what the build produced.
+  returned: success
+  type: dict
+  contains:
+    image:
+      description: Boot image, if an image target was built.
+      type: str
+      sample: /srv/build/tiny/arch/x86/boot/bzImage
+    vmlinux:
+      description: Uncompressed kernel with symbols.
+      type: str
+    system_map:
+      description: C(System.map).
+      type: str
+    config:
+      description: The final C(.config).
+      type: str
+    modules:
+      description: Built modules (C(.ko) paths) in C(modules.order) order.
+      type: list
+      elements: str
+    debs:
+      description: Packages made by C(bindeb-pkg)/C(deb-pkg).
+      type: list
+      elements: str
+metadata:
+  description: The content of RV(metadata_file).
+  returned: success
+  type: dict
+metadata_file:
+  description: Path of C(metadata.json) in the build directory.
+  returned: success
+  type: str
+build_log:
+  description: Path of the log of the last make run.
+  returned: always
+  type: str
+config_sha256:
+  description: Hash of the final C(.config)'s assignments (order and comments ignored).
+  returned: success
+  type: str
+fingerprint:
+  description: Hash of source, config hash, toolchain, make variables and targets.
+  returned: success
+  type: str
+unmet:
+  description: Requested symbols without their value in the final config.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{symbol: CONFIG_TMPFS, wanted: y, got: null}]
+skipped_symbols:
+  description: Symbols of O(config_optional) that this kernel does not define.
+  returned: success
+  type: list
+  elements: str
+compat_vars:
+  description: Compatibility make variables applied (name, value, reason).
+  returned: success
+  type: list
+  elements: dict
+make_command:
+  description: The build's make command line (argv).
+  returned: success
+  type: list
+  elements: str
+reproducer:
+  description: Shell lines that configure and build the same kernel by hand.
+  returned: success
+  type: list
+  elements: str
+duration:
+  description: Seconds the task spent.
+  returned: always
+  type: float
+built:
+  description: Whether make ran.
+  returned: success
+  type: bool
+commands:
+  description: State-changing commands run (or, in check mode, that would run).
+  returned: always
+  type: list
+  elements: list
+'''
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
+from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_config as kc
+from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_toolchain as kt
+
+METADATA = 'metadata.json'
+LOG = 'build.log'
+STATE_DIR = '.zerodrop'
+MAKE_VAR_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-]*$')
+TARGET_RE = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+CONFIG_TARGET_RE = re.compile(r'^[A-Za-z0-9_.\-]*config$')
+DEB_TARGETS = ('bindeb-pkg', 'deb-pkg')
+# In-tree build products left out of the tree hash of a source tree that is not a git checkout.
+GENERATED_SUFFIXES = ('.o', '.ko', '.cmd', '.a', '.mod', '.mod.c', '.order', '.symvers', '.tmp',
+                      '.d', '.s', '.lst', '.so', '.dtb', '.builtin', '.modinfo', '.gz', '.xz',
+                      '.lzma', '.lz4', '.zst', '.bin', '.elf', '.map', '.log')
+GENERATED_DIRS = ('generated', 'config', '.tmp_versions', STATE_DIR, 'debian')
+
+
+class BuildError(Exception):
+    def __init__(self, msg, **extra):
+        super(BuildError, self).__init__(msg)
+        self.extra = extra
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_bytes(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def write_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+class KernelBuild(object):
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.runner = Runner(module)
+        self.started = time.time()
+        self.src = os.path.realpath(self.p['source'])
+        self.obj = os.path.realpath(self.p['build_dir']) if self.p['build_dir'] else self.src
+        self.out_of_tree = self.obj != self.src
+        self.log = os.path.join(self.obj, LOG)
+        self.state_dir = os.path.join(self.obj, STATE_DIR)
+        self.meta_path = os.path.join(self.obj, METADATA)
+        self.env = {'LC_ALL': 'C', 'LANG': 'C'}
+        if self.p['ccache'] and self.p['ccache_dir']:
+            self.env['CCACHE_DIR'] = self.p['ccache_dir']
+
+    # ---- validation (nothing is changed before all of it passed) ----
+
+    def validate(self):
+        p = self.p
+        if not os.path.isdir(self.src):
+            raise BuildError("source: '%s' does not exist or is not a directory; give the path of "
+                             "a kernel source tree" % p['source'])
+        if not kt.is_kernel_tree(self.src):
+            raise BuildError("source: '%s' is not a Linux kernel tree (needs a top-level Makefile "
+                             "with VERSION/PATCHLEVEL, Kconfig and scripts/kconfig/merge_config.sh)"
+                             % p['source'])
+        self.version = kt.tree_version(self.src)
+        if self.out_of_tree and (os.path.exists(os.path.join(self.src, '.config'))
+                                 or os.path.isdir(os.path.join(self.src, 'include', 'config'))):
+            raise BuildError("source: '%s' has been configured in-tree, so kbuild refuses the "
+                             "out-of-tree build_dir; run 'make mrproper' in it, or leave build_dir "
+                             "unset to build in the tree" % self.src)
+        if self.out_of_tree and os.path.exists(self.obj) and not os.path.isdir(self.obj):
+            raise BuildError("build_dir: '%s' exists and is not a directory" % self.obj)
+
+        base = p['config_base']
+        if p['config_file']:
+            if base:
+                raise BuildError('config_base and config_file are mutually exclusive: '
+                                 'config_file is the base')
+            if not os.path.isfile(p['config_file']):
+                raise BuildError("config_file: '%s' does not exist" % p['config_file'])
+            self.base_kind = 'file'
+        else:
+            base = base or 'defconfig'
+            if base == 'running':
+                self.base_kind = 'running'
+            elif CONFIG_TARGET_RE.match(base):
+                self.base_kind = 'target'
+                if base == 'olddefconfig' and not os.path.isfile(os.path.join(self.obj, '.config')):
+                    raise BuildError("config_base: 'olddefconfig' starts from the existing .config "
+                                     "but '%s' has none; use a target such as defconfig, or "
+                                     "config_file" % os.path.join(self.obj, '.config'))
+            else:
+                raise BuildError("config_base: %r is neither 'running' nor a make config target "
+                                 "(a name ending in 'config', e.g. defconfig, tinyconfig)" % base)
+        self.base = base
+
+        for path in p['config_fragments']:
+            if not os.path.isfile(path):
+                raise BuildError("config_fragments: '%s' does not exist" % path)
+        try:
+            self.inline = kc.normalize_dict(p['config'])
+        except kc.ConfigError as e:
+            raise BuildError('config: %s' % e)
+        try:
+            self.optional = kc.normalize_dict(p['config_optional'])
+        except kc.ConfigError as e:
+            raise BuildError('config_optional: %s' % e)
+
+        self.user_vars = {}
+        for name, value in p['make_vars'].items():
+            if not MAKE_VAR_RE.match(str(name)):
+                raise BuildError('make_vars: %r is not a make variable name' % (name,))
+            if isinstance(value, (dict, list)):
+                raise BuildError('make_vars: %s must be a string, not %s'
+                                 % (name, type(value).__name__))
+            if isinstance(value, bool):
+                value = '1' if value else '0'
+            self.user_vars[str(name)] = '' if value is None else str(value)
+        for target in p['targets']:
+            if not TARGET_RE.match(target):
+                raise BuildError('targets: %r is not a make target' % (target,))
+        if not p['targets']:
+            raise BuildError('targets: give at least one target (e.g. image)')
+        if p['jobs'] is not None and p['jobs'] < 1:
+            raise BuildError('jobs: must be at least 1')
+
+        cc = self.user_vars.get('CC')
+        cross = self.user_vars.get('CROSS_COMPILE', '')
+        llvm = self.user_vars.get('LLVM', '') not in ('', '0')
+        if not cc:
+            cc = 'clang' if llvm else cross + 'gcc'
+        if p['ccache'] and kt.compiler_words(cc)[0] != 'ccache':
+            cc = 'ccache ' + cc
+            self.user_vars['CC'] = cc
+        self.cc = cc
+        self.ld = self.user_vars.get('LD') or ('ld.lld' if llvm else cross + 'ld')
+        self.hostcc = self.user_vars.get('HOSTCC') or ('clang' if llvm else 'gcc')
+
+    def _program(self, name):
+        if os.path.isabs(name):
+            return name if os.access(name, os.X_OK) and os.path.isfile(name) else None
+        return self.module.get_bin_path(name)
+
+    def check_tools(self):
+        """Every program the configuration and build need; fail naming the Debian packages."""
+        missing = []
+
+        def need(prog, origin, package=None):
+            if not self._program(prog):
+                base = os.path.basename(prog)
+                pkg = package or kt.DEBIAN_PACKAGES.get(base) or kt.DEBIAN_PACKAGES.get(
+                    re.sub(r'-[0-9.]+$', '', base).split('-')[-1], 'the package providing it')
+                missing.append("%s '%s' not found or not executable (Debian package: %s)"
+                               % (origin, prog, pkg))
+
+        need('make', 'make')
+        words = kt.compiler_words(self.cc)
+        if words[0] == 'ccache':
+            need('ccache', 'ccache (option ccache)')
+            words = words[1:]
+        if not words:
+            missing.append('make_vars.CC is empty')
+        else:
+            need(words[0], 'compiler (make_vars.CC)' if 'CC' in self.p['make_vars']
+                 else 'compiler', 'gcc (build-essential)' if 'gcc' in words[0] else None)
+        need(self.hostcc, 'host compiler (HOSTCC)', 'gcc (build-essential)'
+             if 'gcc' in self.hostcc else None)
+        need(self.ld, 'linker (LD)', 'binutils (build-essential)' if self.ld.endswith('ld')
+             else None)
+        need('bc', 'bc')
+        need('perl', 'perl')
+        if kt.needs_flex_bison(self.version):
+            need('flex', 'flex')
+            need('bison', 'bison')
+        if missing:
+            raise BuildError('missing toolchain: ' + '; '.join(missing), missing=missing)
+
+    def check_config_requirements(self, config):
+        missing = []
+        for what, kind, package in kt.config_requirements(config, self.p['targets']):
+            if kind == 'program':
+                ok = bool(self._program(what))
+            else:
+                r = self.runner.run([self.hostcc, '-E', '-x', 'c', '-o', os.devnull, '-'],
+                                    check_rc=False, data='#include <%s>\n' % what)
+                ok = r.rc == 0
+            if not ok:
+                missing.append('%s %s (Debian package: %s)' % (kind, what, package))
+        if missing:
+            raise BuildError('missing build dependency for this config/targets: '
+                             + '; '.join(missing), missing=missing)
+
+    # ---- identity of inputs ----
+
+    def toolchain(self):
+        def first_line(argv):
+            r = self.runner.run(argv, check_rc=False)
+            text = (r.stdout or r.stderr or '').strip()
+            return text.splitlines()[0] if text else ''
+        cc_words = kt.compiler_words(self.cc)
+        compiler = cc_words[-1]
+        cc_text = first_line([compiler, '--version'])
+        ld_text = first_line([self.ld, '--version'])
+        info = {
+            'cc': self.cc,
+            'cc_version': cc_text,
+            'cc_kind': kt.compiler_kind(cc_text),
+            'ld_version': ld_text,
+            'hostcc_version': first_line([self.hostcc, '--version']),
+            'make_version': first_line(['make', '--version']),
+        }
+        if cc_words[0] == 'ccache':
+            info['ccache_version'] = first_line(['ccache', '--version'])
+        self.cc_version = kt.parse_version(cc_text)
+        self.ld_version = kt.parse_version(ld_text)
+        return info
+
+    def source_identity(self):
+        if self.p['source_id']:
+            return {'kind': 'given', 'source_id': self.p['source_id'], 'commit': None,
+                    'describe': None, 'dirty': None}
+        git = self.module.get_bin_path('git')
+        if git and os.path.exists(os.path.join(self.src, '.git')):
+            r = self.runner.run(['git', '-C', self.src, 'rev-parse', 'HEAD'], check_rc=False)
+            if r.rc == 0:
+                commit = r.stdout.strip()
+                describe = self.runner.run(['git', '-C', self.src, 'describe', '--always',
+                                            '--tags', '--dirty'], check_rc=False).stdout.strip()
+                status = self.runner.run(['git', '-C', self.src, 'status', '--porcelain',
+                                          '--untracked-files=no'], check_rc=False).stdout
+                ident = {'kind': 'git', 'commit': commit, 'describe': describe,
+                         'dirty': bool(status.strip())}
+                if ident['dirty']:
+                    diff = self.runner.run(['git', '-C', self.src, 'diff', 'HEAD', '--binary'],
+                                           check_rc=False).stdout
+                    ident['diff_sha256'] = sha256_bytes(diff.encode('utf-8', 'replace'))
+                return ident
+        return {'kind': 'tree', 'tree_sha256': self.tree_hash(), 'commit': None,
+                'describe': None, 'dirty': None}
+
+    def tree_hash(self):
+        """Hash of every source file's path, size and mtime (stat only, no reads)."""
+        h = hashlib.sha256()
+        skip_top = {'.git', METADATA, LOG, STATE_DIR}
+        for top, dirs, files in os.walk(self.src):
+            if top == self.obj and self.out_of_tree:
+                dirs[:] = []
+                continue
+            rel_top = os.path.relpath(top, self.src)
+            dirs.sort()
+            if rel_top == '.':
+                dirs[:] = [d for d in dirs if d not in skip_top]
+            if not self.out_of_tree:
+                dirs[:] = [d for d in dirs if d not in GENERATED_DIRS]
+            for name in sorted(files):
+                if rel_top == '.' and (name in skip_top or name.startswith('.config')
+                                       or name.startswith('vmlinux') or name.startswith('.')
+                                       or name in ('System.map', 'Module.symvers')
+                                       or name.startswith('modules.')):
+                    continue
+                if not self.out_of_tree and (name.endswith(GENERATED_SUFFIXES)
+                                             or name.startswith('.')):
+                    continue
+                path = os.path.join(top, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                h.update(('%s\0%d\0%d\n' % (os.path.join(rel_top, name), st.st_size,
+                                            st.st_mtime_ns)).encode('utf-8', 'replace'))
+        return h.hexdigest()
+
+    def base_content(self):
+        if self.base_kind == 'file':
+            return read_bytes(self.p['config_file'])
+        if self.base_kind == 'running':
+            path = '/boot/config-%s' % platform.release()
+            data = read_bytes(path)
+            if data is None and os.path.exists('/proc/config.gz'):
+                with gzip.open('/proc/config.gz', 'rb') as f:
+                    data = f.read()
+            if data is None:
+                raise BuildError("config_base: 'running' needs %s or /proc/config.gz, and this "
+                                 "host has neither; give config_file instead" % path)
+            return data
+        if self.base == 'olddefconfig':
+            return read_bytes(os.path.join(self.obj, '.config')) or b''
+        return self.base.encode('utf-8')
+
+    def inputs_fingerprint(self, toolchain, source, base_data):
+        frags = []
+        for path in self.p['config_fragments']:
+            frags.append(sha256_file(path))
+        doc = {
+            'source': source, 'base_kind': self.base_kind, 'base': self.base,
+            'base_sha256': sha256_bytes(base_data), 'fragments': frags,
+            'config': self.inline, 'config_optional': self.optional,
+            'on_unmet': self.p['on_unmet'], 'toolchain': toolchain, 'make_vars': self.user_vars,
+            'targets': self.p['targets'], 'compat': self.p['compat'],
+        }
+        return sha256_bytes(json.dumps(doc, sort_keys=True).encode('utf-8'))
+
+    # ---- make ----
+
+    def make_argv(self, variables, targets, jobs=None, silent=False):
+        argv = ['make', '-C', self.src]
+        if self.out_of_tree:
+            argv.append('O=%s' % self.obj)
+        if silent:
+            argv.append('-s')
+        if jobs:
+            argv.append('-j%d' % jobs)
+        argv += ['%s=%s' % (k, variables[k]) for k in sorted(variables)]
+        return argv + list(targets)
+
+    def run(self, argv, **kwargs):
+        """A state-changing short command with the build environment."""
+        full = self.runner.argv(argv)
+        self.runner.changes.append(full)
+        rc, out, err = self.module.run_command(full, check_rc=False, environ_update=self.env,
+                                               cwd=kwargs.get('cwd'))
+        if rc != 0:
+            detail = (err or out).strip()[-3000:]
+            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(full), rc, detail),
+                             cmd=full, rc=rc, stdout=out[-5000:], stderr=err[-5000:])
+        return out
+
+    def query(self, argv):
+        full = self.runner.argv(argv)
+        rc, out, err = self.module.run_command(full, check_rc=False, environ_update=self.env)
+        if rc != 0:
+            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(full), rc, (err or out).strip()))
+        lines = [line for line in out.splitlines() if line.strip() and 'directory' not in line]
+        return lines[-1].strip() if lines else ''
+
+    def configure(self, state_dir):
+        """Base + fragments + olddefconfig into <obj>/.config; returns the fragment paths used."""
+        dot_config = os.path.join(self.obj, '.config')
+        if self.base_kind == 'target':
+            self.run(self.make_argv(self.user_vars, [self.base]))
+        else:
+            write_atomic(dot_config, self.base_content())
+            self.runner.changes.append(['cp', self.p['config_file'] or 'running-config',
+                                        dot_config])
+        fragments = list(self.p['config_fragments'])
+        inline = dict(self.inline)
+        self.skipped = []
+        if self.optional:
+            known = kc.kconfig_symbols(self.src)
+            for sym, value in self.optional.items():
+                if sym[len('CONFIG_'):] in known:
+                    inline.setdefault(sym, value)
+                else:
+                    self.skipped.append(sym)
+        if inline:
+            path = os.path.join(state_dir, 'inline.config')
+            with open(path, 'w') as f:
+                f.write(kc.render_fragment(inline))
+            fragments.append(path)
+        if fragments:
+            self.run(['sh', os.path.join(self.src, 'scripts', 'kconfig', 'merge_config.sh'), '-m',
+                      '-O', self.obj, dot_config] + fragments, cwd=self.src)
+        self.run(self.make_argv(self.user_vars, ['olddefconfig']))
+        self.requested = {}
+        for path in self.p['config_fragments']:
+            self.requested.update(kc.read_config(path))
+        self.requested.update(inline)
+        return fragments
+
+    def ccache_stats(self):
+        if kt.compiler_words(self.cc)[0] != 'ccache':
+            return None
+        rc, out, dummy = self.module.run_command(['ccache', '--print-stats'], check_rc=False,
+                                                 environ_update=self.env)
+        return kt.parse_ccache_stats(out) if rc == 0 else None
+
+    def build(self, variables, targets, jobs):
+        argv = self.runner.argv(self.make_argv(variables, targets, jobs=jobs))
+        self.runner.changes.append(argv)
+        env = dict(os.environ)
+        env.update(self.env)
+        with open(self.log, 'wb') as log:
+            log.write(('$ %s\n' % ' '.join(shlex.quote(a) for a in argv)).encode('utf-8'))
+            log.flush()
+            rc = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 stdin=subprocess.DEVNULL)
+        if rc != 0:
+            with open(self.log, 'r', errors='replace') as f:
+                lines = f.read().splitlines()
+            errors = [line for line in lines if re.search(r'\berror\b|Error \d|\*\*\*', line)]
+            hint = ''
+            if any('please install libelf-dev' in line or 'gelf.h' in line for line in lines):
+                hint = ' Install libelf-dev.'
+            raise BuildError('make failed (rc=%d); see %s. Errors: %s%s'
+                             % (rc, self.log, ' | '.join(errors[-15:]) or '(none matched)', hint),
+                             cmd=argv, rc=rc, log_tail=lines[-40:])
+        return argv
+
+    # ---- artifacts ----
+
+    def artifacts(self, image_rel, debs):
+        obj = self.obj
+        found = {'config': os.path.join(obj, '.config'), 'image': None, 'vmlinux': None,
+                 'system_map': None, 'modules': [], 'debs': debs}
+        if image_rel and os.path.isfile(os.path.join(obj, image_rel)):
+            found['image'] = os.path.join(obj, image_rel)
+        for key, name in (('vmlinux', 'vmlinux'), ('system_map', 'System.map')):
+            if os.path.isfile(os.path.join(obj, name)):
+                found[key] = os.path.join(obj, name)
+        order = os.path.join(obj, 'modules.order')
+        if os.path.isfile(order):
+            with open(order) as f:
+                for line in f:
+                    line = line.strip()
+                    if line.startswith('kernel/'):
+                        line = line[len('kernel/'):]
+                    if line.endswith('.o'):
+                        line = line[:-2] + '.ko'
+                    if line and os.path.isfile(os.path.join(obj, line)):
+                        found['modules'].append(os.path.join(obj, line))
+        return found
+
+    def artifacts_present(self, meta):
+        arts = (meta or {}).get('artifacts') or {}
+        paths = [arts.get('config')] + list(arts.get('debs') or [])
+        if arts.get('image'):
+            paths.append(arts['image'])
+        return all(p and os.path.exists(p) for p in paths)
+
+    # ---- main ----
+
+    def load_meta(self):
+        data = read_bytes(self.meta_path)
+        if not data:
+            return None
+        try:
+            return json.loads(data.decode('utf-8'))
+        except ValueError:
+            return None
+
+    def summary(self, meta):
+        if not meta:
+            return {}
+        return {'kernelrelease': meta.get('kernelrelease'), 'fingerprint': meta.get('fingerprint'),
+                'config_sha256': meta.get('config_sha256'),
+                'source': meta.get('source'), 'make_vars': meta.get('make_vars')}
+
+    def execute(self):
+        self.validate()
+        self.check_tools()
+        toolchain = self.toolchain()
+        source = self.source_identity()
+        base_data = self.base_content()
+        inputs_fp = self.inputs_fingerprint(toolchain, source, base_data)
+        prev = self.load_meta()
+        dot_config = os.path.join(self.obj, '.config')
+        current = kc.read_config(dot_config) if os.path.isfile(dot_config) else None
+
+        def unchanged(meta):
+            return (meta and not self.p['force'] and self.artifacts_present(meta)
+                    and current is not None
+                    and kc.config_hash(current) == meta.get('config_sha256'))
+
+        if unchanged(prev) and prev.get('inputs_fingerprint') == inputs_fp:
+            return self.result(prev, changed=False, built=False)
+        if self.module.check_mode:
+            result = self.result(prev or {}, changed=True, built=False)
+            result['msg'] = 'would configure and build'
+            result['diff'] = {'before': self.summary(prev),
+                              'after': {'inputs_fingerprint': inputs_fp}}
+            return result
+
+        if not os.path.isdir(self.obj):
+            os.makedirs(self.obj)
+            self.runner.changes.append(['mkdir', '-p', self.obj])
+        old_bytes = read_bytes(dot_config)
+        old_stat = os.stat(dot_config) if old_bytes is not None else None
+
+        def restore():
+            if old_bytes is None:
+                if os.path.exists(dot_config):
+                    os.unlink(dot_config)
+            else:
+                write_atomic(dot_config, old_bytes)
+                os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+
+        if not os.path.isdir(self.state_dir):
+            os.makedirs(self.state_dir)
+        try:
+            self.configure(self.state_dir)
+            final_bytes = read_bytes(dot_config)
+            final = kc.parse_config(final_bytes.decode('utf-8', 'replace'))
+            unmet = kc.verify(self.requested, final)
+            if unmet:
+                lines = kc.describe_unmet(unmet, kc.kconfig_symbols(self.src))
+                if self.p['on_unmet'] == 'fail':
+                    raise BuildError('%d requested config symbol(s) not satisfied after '
+                                     'olddefconfig (the previous .config is kept): %s'
+                                     % (len(unmet), '; '.join(lines)), unmet=unmet)
+                self.module.warn('requested config symbols not satisfied: '
+                                 + '; '.join(lines))
+            self.check_config_requirements(final)
+        except BuildError:
+            restore()
+            raise
+        if final_bytes == old_bytes and old_stat is not None:
+            # Same config: keep the old mtime so that kbuild sees an untouched .config.
+            os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+
+        compat = []
+        if self.p['compat'] == 'auto':
+            for name, value, reason in kt.compat_vars(self.version, final,
+                                                      toolchain['cc_kind'], self.cc_version,
+                                                      self.ld_version):
+                compat.append({'name': name, 'value': value, 'reason': reason,
+                               'overridden': name in self.user_vars})
+        variables = dict((c['name'], c['value']) for c in compat)
+        variables.update(self.user_vars)
+
+        targets = []
+        skipped_targets = []
+        modules_on = final.get('CONFIG_MODULES') == 'y'
+        image_rel = self.query(self.make_argv(variables, ['image_name'], silent=True))
+        for target in self.p['targets']:
+            if target in ('modules', 'modules_install') and not modules_on:
+                skipped_targets.append(target)
+                continue
+            targets.append(os.path.basename(image_rel) if target == 'image' else target)
+
+        config_sha = kc.config_hash(final)
+        fp_doc = {'source': source, 'config_sha256': config_sha, 'toolchain': toolchain,
+                  'make_vars': variables, 'targets': targets}
+        fingerprint = sha256_bytes(json.dumps(fp_doc, sort_keys=True).encode('utf-8'))
+
+        if (prev and not self.p['force'] and prev.get('fingerprint') == fingerprint
+                and self.artifacts_present(prev) and final_bytes == old_bytes):
+            prev['inputs_fingerprint'] = inputs_fp
+            write_atomic(self.meta_path, json.dumps(prev, indent=2, sort_keys=True).encode())
+            return self.result(prev, changed=False, built=False)
+
+        jobs = self.p['jobs'] or os.cpu_count() or 1
+        before = self.ccache_stats()
+        t0 = time.time()
+        build_start = t0 - 1
+        argv = self.build(variables, targets, jobs) if targets else []
+        build_seconds = time.time() - t0
+        after = self.ccache_stats()
+        kernelrelease = self.query(self.make_argv(variables, ['kernelrelease'], silent=True))
+        debs = []
+        if any(t in DEB_TARGETS for t in targets):
+            parent = os.path.dirname(self.obj)
+            debs = sorted(p for p in glob.glob(os.path.join(parent, '*.deb'))
+                          if os.path.getmtime(p) >= build_start)
+        with open(self.log, 'r', errors='replace') as f:
+            warnings = sum(1 for line in f if 'warning:' in line)
+        ccache = None
+        if before is not None and after is not None:
+            ccache = kt.ccache_delta(before, after)
+            ccache['dir'] = self.env.get('CCACHE_DIR')
+
+        reproducer = ['cd %s' % shlex.quote(self.src)]
+        env_prefix = ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(self.env.items()))
+        for cmd in self.runner.changes:
+            if cmd and cmd[0] == 'cp' and len(cmd) == 3:
+                reproducer.append(' '.join(shlex.quote(a) for a in cmd))
+            elif cmd and cmd[0] != 'mkdir':
+                reproducer.append(env_prefix + ' ' + ' '.join(shlex.quote(a) for a in cmd))
+        meta = {
+            'kernelrelease': kernelrelease,
+            'kernel_version': '%d.%d.%d%s' % self.version,
+            'source': source, 'source_path': self.src, 'build_dir': self.obj,
+            'config_base': self.base if self.base_kind != 'file' else None,
+            'config_file': self.p['config_file'],
+            'config_fragments': self.p['config_fragments'],
+            'requested_symbols': self.requested, 'unmet': unmet,
+            'skipped_symbols': self.skipped,
+            'config_sha256': config_sha, 'toolchain': toolchain,
+            'make_vars': variables, 'compat_vars': compat, 'targets': targets,
+            'skipped_targets': skipped_targets, 'jobs': jobs,
+            'make_command': argv, 'reproducer': reproducer,
+            'build_seconds': round(build_seconds, 1), 'warnings': warnings, 'ccache': ccache,
+            'build_log': self.log, 'fingerprint': fingerprint, 'inputs_fingerprint': inputs_fp,
+            'built_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        }
+        meta['artifacts'] = self.artifacts(image_rel, debs)
+        write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True).encode('utf-8'))
+        result = self.result(meta, changed=True, built=True)
+        result['diff'] = {'before': self.summary(prev), 'after': self.summary(meta)}
+        return result
+
+    def result(self, meta, changed, built):
+        return {
+            'changed': changed, 'built': built,
+            'kernelrelease': meta.get('kernelrelease'),
+            'artifacts': meta.get('artifacts'),
+            'metadata': meta, 'metadata_file': self.meta_path,
+            'build_log': meta.get('build_log') or self.log,
+            'config_sha256': meta.get('config_sha256'),
+            'fingerprint': meta.get('fingerprint'),
+            'unmet': meta.get('unmet') or [],
+            'skipped_symbols': meta.get('skipped_symbols') or [],
+            'compat_vars': meta.get('compat_vars') or [],
+            'make_command': meta.get('make_command') or [],
+            'reproducer': meta.get('reproducer') or [],
+            'duration': round(time.time() - self.started, 2),
+            'commands': self.runner.changes,
+        }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type='path', required=True),
+            build_dir=dict(type='path'),
+            config_base=dict(type='str'),
+            config_file=dict(type='path'),
+            config_fragments=dict(type='list', elements='path', default=[]),
+            config=dict(type='dict', default={}),
+            config_optional=dict(type='dict', default={}),
+            on_unmet=dict(type='str', choices=['fail', 'warn'], default='fail'),
+            targets=dict(type='list', elements='str', default=['image', 'modules']),
+            jobs=dict(type='int'),
+            make_vars=dict(type='dict', default={}),
+            ccache=dict(type='bool', default=False),
+            ccache_dir=dict(type='path'),
+            compat=dict(type='str', choices=['auto', 'off'], default='auto'),
+            force=dict(type='bool', default=False),
+            source_id=dict(type='str'),
+        ),
+        mutually_exclusive=[['config_base', 'config_file']],
+        supports_check_mode=True,
+    )
+    job = KernelBuild(module)
+    try:
+        result = job.execute()
+    except BuildError as e:
+        extra = dict(e.extra)
+        extra.setdefault('unmet', [])
+        module.fail_json(msg=str(e), build_log=job.log, commands=job.runner.changes,
+                         duration=round(time.time() - job.started, 2), **extra)
+    except CommandError as e:
+        job.runner.fail(str(e), error=e, build_log=job.log)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
