@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Harness overhead and bottleneck utilisation of the experiment runner (playbooks/experiment.yml).
 
 Builds the forwarding layout in network namespaces (sender -> router with `tbf rate 100mbit burst

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Apply the seeds' tbf tree to many devices, then re-apply it: tc_qdisc vs the command loop.
 
 Baseline "command loop": what labs write today, two `ansible.builtin.command: tc qdisc replace`

@@ -13,7 +13,7 @@ module: netns_host
 short_description: A network namespace set up as a host of its own
 version_added: 0.1.0
 author:
-  - zerodrop.testbed contributors
+  - zerodrop.testbed contributors (@zerodrop)
 description:
   - Creates (or removes) a named network namespace and gives it links, addresses, routes and
     sysctls, so that it can stand in for a machine of a lab (for example the receiver of the
@@ -98,10 +98,14 @@ options:
     default: {}
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode).
     support: full
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 notes:
   - Needs root and C(iproute2); C(ethtool) for O(links[].tx_offload).
