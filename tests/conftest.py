@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 from lib.playbook import PlaybookRun, run_playbook  # noqa: E402
 from lib.ovs import PrivateOVS  # noqa: E402
-from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F401,E402
+from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F401,E402 pylint: disable=unused-import
 
 
 def pytest_collection_modifyitems(config, items):

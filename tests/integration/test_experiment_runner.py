@@ -8,7 +8,6 @@ reached with the local connection and the runner's own netns support (`experimen
 import glob
 import json
 import os
-import socket
 import subprocess
 import uuid
 
@@ -78,9 +77,9 @@ def tc_json(ns, dev):
 
 
 def runs_of(results):
-    return {os.path.relpath(os.path.dirname(p), results).split(os.sep, 2)[2]:
-            json.load(open(p)) for p in glob.glob(os.path.join(results, '*', '*', '*', '*', '*',
-                                                              '*', 'run.json'))}
+    pattern = os.path.join(results, '*', '*', '*', '*', '*', '*', 'run.json')
+    return {os.path.relpath(os.path.dirname(p), results).split(os.sep, 2)[2]: json.load(open(p))
+            for p in glob.glob(pattern)}
 
 
 def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
@@ -114,8 +113,8 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
     assert sorted(runs) == ['baseline/port=5201/2/1', 'baseline/port=5201/8/1', 'baseline/port=5301/2/1',
                             'baseline/port=5301/8/1'], runs
     qdiscs = tc_json(lab['rtr'], 'vr2')
-    assert [(q['kind'], q['options'].get('limit')) for q in qdiscs] == [('tbf', None),
-                                                                         ('bfifo', 60000)]
+    kinds = [(q['kind'], q['options'].get('limit')) for q in qdiscs]
+    assert kinds == [('tbf', None), ('bfifo', 60000)]
     for name, record in runs.items():
         run_dir = glob.glob(os.path.join(lab['results'], 'fwd', '*', name))[0]
         if name.startswith('baseline/port=5301'):

@@ -87,7 +87,8 @@ def test_create_idempotent_check_diff_and_remove(playbook, names):
     peer = ip_json('link', 'show', names['peer'])[0]
     assert peer['master'] == names['br'] and 'UP' in peer['flags']
     assert 'tx-checksumming: off' in subprocess.run(['ethtool', '-k', names['peer']],
-                                                    capture_output=True, text=True).stdout
+                                                    capture_output=True, text=True,
+                                                    check=True).stdout
     # The sysctl lives in the namespace, not on the host.
     host_forward = open('/proc/sys/net/ipv4/ip_forward').read().strip()
     assert res['diff']['before'] == {}

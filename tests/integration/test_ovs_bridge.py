@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.root
 
-# Columns ovs-vswitchd keeps updating on its own; everything else must stay as it was.
+
 def play(*tasks):
     return json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': list(tasks)}])
 

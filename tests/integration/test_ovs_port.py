@@ -10,6 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.root
 
+
 def play(*tasks):
     return json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': list(tasks)}])
 
