@@ -257,6 +257,14 @@ def build(run, hosts, problems):
     flows, threshold = _per_flow(tool, hosts, receivers, senders)
     flow_summary = neper_samples.summarize_flows(flows, threshold) if flows is not None else None
     b_role, b_dev, b_source = _find_bottleneck(run, hosts)
+    if tool == 'iperf3':
+        servers = [hosts[r]['server'] for r in receivers if 'server' in hosts[r]]
+        if any((srv.get('processes') or 1) > 1 for srv in servers):
+            # Each process times its own test from its own start: their windows need not
+            # overlap, so the sum of their rates may overstate what was delivered at once.
+            problems = problems + ['iperf3 ran several processes (128 streams each) whose test '
+                                   'windows need not overlap: throughput is the sum of their '
+                                   'own rates and may overstate the aggregate']
 
     started = flow_summary['flows'] if flow_summary else None
     if not started:

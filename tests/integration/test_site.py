@@ -43,7 +43,7 @@ def test_site_runs_the_local_lab_and_reports(playbook, lab):
     top = report_dirs[0]
     report = open(os.path.join(top, 'report.md')).read()
     assert '## Summary' in report
-    flows = [50, 500]
+    flows = [32, 128]
     for count in flows:
         assert '| %d | baseline |' % count in report, report[:3000]
 
