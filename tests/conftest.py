@@ -4,7 +4,6 @@ Integration tests drive the collection through ``ansible-playbook`` exactly as a
 read each task's result from the ansible.posix.json callback.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-from lib.playbook import PlaybookRun, run_playbook  # noqa: E402
+from lib.playbook import run_playbook  # noqa: E402
 from lib.ovs import PrivateOVS  # noqa: E402
 from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F401,E402 pylint: disable=unused-import
 
@@ -111,6 +110,3 @@ def running_vm(tmp_path):
     yield img, proc.pid
     proc.kill()
     proc.wait()
-
-
-__all__ = ['PlaybookRun', 'json']
