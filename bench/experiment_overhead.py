@@ -6,11 +6,15 @@ ansible-playbook and prints, per run and against the goals:
   overhead = run wall time - the client's own run time   goal < 3 s per run (ratio = overhead / 3 s)
   throughput / bottleneck rate (100 Mbit/s)  goal >= 0.95         (ratio = fraction / 0.95)
 and the cost of one bare module task (ping) at the same moment, since the machine is shared.
-Needs root. Default: iperf2, 1000 flows, 20 s. The run near the file-descriptor limit
-(19000 flows for a 20000 hard limit) needs neper (`--tool neper --bin-dir DIR --flows 19000`):
-iperf2's thread per flow did not get 19000 flows going on 2 cores (client killed after 80 s).
+Needs root. Default: iperf3, 1000 flows, 20 s. iperf3 runs one process per 128 flows, so it
+reaches the file-descriptor limit's flow count (19000 for a 20000 hard limit) here without neper:
+  python3 bench/experiment_overhead.py --flows 19000 --duration 30 --client-grace 400
+(connecting 19000 flows through the congested bottleneck takes about 30 s; the throughput is then
+the receiver's sampled bytes while every flow was up, docs/results-layout.md). iperf2's thread
+per flow did not get 19000 flows going on 2 cores; neper: `--tool neper --bin-dir DIR`.
 
-  python3 bench/experiment_overhead.py [--tool iperf2] [--flows 1000] [--duration 20] [--layout direct]
+  python3 bench/experiment_overhead.py [--tool iperf3] [--flows 1000 ...] [--duration 20]
+      [--layout forwarding|direct] [--client-grace 60] [--keep DIR]
 """
 
 import argparse
@@ -68,13 +72,17 @@ def task_cost(env, inventory):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--tool', default='iperf2', choices=['neper', 'iperf3', 'iperf2'])
+    ap.add_argument('--tool', default='iperf3', choices=['neper', 'iperf3', 'iperf2'])
     ap.add_argument('--flows', type=int, nargs='+', default=[1000])
     ap.add_argument('--duration', type=int, default=20)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--bin-dir', default=None, help='where tcp_stream is (neper)')
     ap.add_argument('--layout', default='forwarding', choices=['forwarding', 'direct'],
                     help='shaper on the router (forwarding) or on the sender itself (direct)')
+    ap.add_argument('--client-grace', type=int, default=60,
+                    help='seconds the client may take beyond --duration (connecting many flows)')
+    ap.add_argument('--keep', metavar='DIR', default=None,
+                    help='copy the results directory to DIR before cleaning up')
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit('needs root (network namespaces)')
@@ -107,7 +115,7 @@ def main():
                      'options': {'limit': 100000}}]},
             'experiment_results_dir': os.path.join(work, 'results'),
             'experiment_report_enabled': False,
-            'experiment_client_grace': 60,
+            'experiment_client_grace': args.client_grace,
         }
         venv_bin = os.path.dirname(sys.executable)
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
@@ -154,6 +162,8 @@ def main():
                 print('  module wall times per host role (start/client, stop): %s'
                       % run['phase_wall_s'])
     finally:
+        if args.keep and os.path.isdir(os.path.join(work, 'results')):
+            shutil.copytree(os.path.join(work, 'results'), args.keep, dirs_exist_ok=True)
         for ns in names.values():
             subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)

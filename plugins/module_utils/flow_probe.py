@@ -91,16 +91,41 @@ def cpu_snapshot(run_dir, name):
     write(os.path.join(run_dir, name), ''.join(lines))
 
 
-def established(netns, ports):
-    """Established TCP connections touching one of ``ports`` (all when empty)."""
-    argv = ['ss', '-Htn', 'state', 'established']
+def _ss_established(netns, ports, options):
+    argv = ['ss', options, 'state', 'established']
     if ports:
         terms = []
         for port in ports:
             terms += ['sport', '=', ':%d' % port, 'or', 'dport', '=', ':%d' % port, 'or']
         argv += ['('] + terms[:-1] + [')']
     rc, out, err = run(argv, netns)
-    return out.count('\n') if rc == 0 else None
+    return out if rc == 0 else None
+
+
+def established(netns, ports):
+    """How many established TCP connections touch one of ``ports`` (all when empty)."""
+    out = _ss_established(netns, ports, '-Htn')
+    return None if out is None else out.count('\n')
+
+
+_SS_BYTES = re.compile(r'\bbytes_(received|acked):(\d+)')
+
+
+def connections(netns, ports):
+    """Established TCP connections touching one of ``ports`` (all when empty), as ``(count,
+    bytes received, bytes acked)`` summed over them (tcp_info, one line per socket with -O)."""
+    out = _ss_established(netns, ports, '-HtniO')
+    if out is None:
+        return None
+    count = 0
+    totals = {'received': 0, 'acked': 0}
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        count += 1
+        for name, value in _SS_BYTES.findall(line):
+            totals[name] += int(value)
+    return count, totals['received'], totals['acked']
 
 
 def listening(netns, ports, pids):
@@ -148,19 +173,22 @@ def server_commands(p, run_dir):
                 '--all-samples=%s' % os.path.join(run_dir, 'samples.csv')]
         return [argv + p['server_args']]
     if p['tool'] == 'iperf3':
-        return [[binary, '-s', '-1', '-J', '-p', str(port + i)] + p['server_args']
-                for i in range(len(iperf3_split(p['flows'])))]
+        return [[binary, '-s', '-1', '-J', '-p', str(port + i)] + iperf3_interval(p)
+                + p['server_args'] for i in range(len(iperf3_split(p['flows'])))]
     return [[binary, '-s', '-e', '-p', str(port)] + p['server_args']]
+
+
+def iperf3_interval(p):
+    """``-i 0`` when iperf3 runs several processes: their per-stream interval reports grow with
+    flows x seconds (about 7 kB per flow in a 20 s test), and the receiver's samples of
+    established.txt give the aggregate over time instead."""
+    return ['-i', '0'] if len(iperf3_split(p['flows'])) > 1 else []
 
 
 def server_ports(p):
     if p['tool'] == 'iperf3':
         return [p['port'] + i for i in range(len(iperf3_split(p['flows'])))]
     return [p['port']]
-
-
-def control_conns(p):
-    return len(iperf3_split(p['flows'])) if p['tool'] == 'iperf3' else 0
 
 
 def data_ports(p):
@@ -184,7 +212,7 @@ def client_commands(p):
         cmds = []
         for i, streams in enumerate(iperf3_split(p['flows'])):
             argv = [binary, '-c', addr, '-p', str(port + i), '-P', str(streams),
-                    '-t', str(p['duration']), '-J']
+                    '-t', str(p['duration']), '-J'] + iperf3_interval(p)
             if p.get('buffer'):
                 argv += ['-l', str(p['buffer'])]
             if cc:
@@ -313,11 +341,8 @@ class Processes(object):
 class Sampler(object):
     """Samples qdiscs and established connections every ``interval`` s until stopped."""
 
-    def __init__(self, run_dir, netns, devices, ports, interval=1.0, sample_tc=True,
-                 control_conns=0):
+    def __init__(self, run_dir, netns, devices, ports, interval=1.0, sample_tc=True):
         self.run_dir = run_dir
-        # iperf3's control connection shares the data port: not a flow.
-        self.control_conns = control_conns
         self.netns = netns
         self.devices = devices
         self.ports = ports
@@ -333,9 +358,9 @@ class Sampler(object):
             tc_file.write(json.dumps({'t': t, 'qdiscs': tc_qdiscs(self.netns, self.devices)},
                                      sort_keys=True) + '\n')
             tc_file.flush()
-        count = established(self.netns, self.ports)
-        if count is not None:
-            est_file.write('%s %d\n' % (t, max(0, count - self.control_conns)))
+        found = connections(self.netns, self.ports)
+        if found is not None:
+            est_file.write('%s %d %d %d\n' % ((t,) + found))
             est_file.flush()
 
     def loop(self):

@@ -61,15 +61,19 @@ def _tool_summary(tool, text):
 
 
 def _established(text):
+    """Lines ``t count`` or ``t count bytes_received bytes_acked`` -> tuples of those numbers."""
     points = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith('#'):
             continue
         try:
-            points.append((float(fields[0]), int(fields[1])))
-        except (IndexError, ValueError):
-            raise ParseError('established: line %d is not "t count": %r' % (number, line))
+            if len(fields) not in (2, 4):
+                raise ValueError(line)
+            points.append((float(fields[0]),) + tuple(int(x) for x in fields[1:]))
+        except ValueError:
+            raise ParseError('established: line %d is not "t count [bytes_received bytes_acked]": '
+                             '%r' % (number, line))
     return points
 
 
@@ -172,6 +176,45 @@ def _throughput(tool, hosts, senders, receivers, duration):
     return value
 
 
+def _sampled_window(points):
+    """(bit/s, seconds, most connections) from the bytes received over the longest stretch of
+    samples in which no connection closed (the count never fell) and the count stayed within 1 %
+    of its maximum (every flow up but the last stragglers still connecting); None without such a
+    stretch of two samples. A connection's bytes leave the sum when it closes, so no stretch may
+    span a closure; one that opens within it brings only bytes received within it."""
+    points = [p for p in points if len(p) == 4]
+    if not points:
+        return None
+    top = max(p[1] for p in points)
+    floor = top - top // 100
+    best = []
+    stretch = []
+    for point in points:
+        if point[1] < floor:
+            stretch = []
+            continue
+        if stretch and (point[1] < stretch[-1][1] or point[2] < stretch[-1][2]):
+            stretch = []
+        stretch.append(point)
+        if len(stretch) >= 2 and (len(best) < 2 or
+                                  stretch[-1][0] - stretch[0][0] > best[-1][0] - best[0][0]):
+            best = list(stretch)
+    if len(best) < 2 or best[-1][0] <= best[0][0]:
+        return None
+    seconds = best[-1][0] - best[0][0]
+    return (best[-1][2] - best[0][2]) * 8.0 / seconds, seconds, top
+
+
+def _sampled_throughput(hosts, receivers):
+    """The receiving roles' sampled throughput (see _sampled_window), summed, as
+    ``{'bps', 'window_s', 'connections'}``; None when a role has no usable stretch."""
+    windows = [_sampled_window(hosts[r].get('established') or []) for r in receivers]
+    if not windows or None in windows:
+        return None
+    return {'bps': sum(w[0] for w in windows), 'window_s': round(min(w[1] for w in windows), 3),
+            'connections': sum(w[2] for w in windows)}
+
+
 def _per_flow(tool, hosts, receivers, senders):
     """Received bytes of every flow the receiving side saw, and the zero-byte threshold."""
     flows = []
@@ -204,6 +247,11 @@ def _alive(hosts, roles, duration):
         within = [p for p in points if duration is None or p[0] <= duration - 0.5] or points[:1]
         counts.append(within[-1][1])
     return _sum(counts)
+
+
+def _processes(hosts, roles, side):
+    """How many tool processes ran on ``side`` (client or server) of ``roles``; one when unsaid."""
+    return _sum([hosts[r][side].get('processes') or 1 for r in roles if side in hosts[r]])
 
 
 def device_name(names, device):
@@ -254,6 +302,8 @@ def build(run, hosts, problems):
     duration = params.get('duration')
     rate = _bottleneck_rate(run)
     throughput = _throughput(tool, hosts, senders, receivers, duration)
+    throughput_source = 'tool' if throughput is not None else None
+    sampled = _sampled_throughput(hosts, receivers)
     flows, threshold = _per_flow(tool, hosts, receivers, senders)
     flow_summary = neper_samples.summarize_flows(flows, threshold) if flows is not None else None
     b_role, b_dev, b_source = _find_bottleneck(run, hosts)
@@ -262,22 +312,29 @@ def build(run, hosts, problems):
         if any((srv.get('processes') or 1) > 1 for srv in servers):
             # Each process times its own test from its own start: their windows need not
             # overlap, so the sum of their rates may overstate what was delivered at once.
-            problems = problems + ['iperf3 ran several processes (128 streams each) whose test '
-                                   'windows need not overlap: throughput is the sum of their '
-                                   'own rates and may overstate the aggregate']
+            if sampled is not None:
+                throughput, throughput_source = sampled['bps'], 'sampled'
+            else:
+                problems = problems + ['iperf3 ran several processes (128 streams each) whose '
+                                       'test windows need not overlap, and the receiver\'s '
+                                       'samples have no stretch with every connection up: '
+                                       'throughput is the sum of their own rates and may '
+                                       'overstate the aggregate']
 
     started = flow_summary['flows'] if flow_summary else None
     if not started:
         clients = [hosts[r]['client'] for r in senders if 'client' in hosts[r]]
         started = _sum([c.get('streams') or c.get('connect_total') for c in clients]) or started
     aborted = _counter(hosts, senders, 'TcpExtTCPAbortOnTimeout')
+    # established.txt counts what ss saw on the data ports; each iperf3 process keeps one
+    # control connection there, which is not a flow.
     alive = _alive(hosts, senders, duration)
     if alive is not None and tool == 'iperf3':
-        # each iperf3 process keeps one control connection on the data port
-        controls = _sum([hosts[r]['client'].get('processes') for r in senders if 'client' in hosts[r]])
-        alive = max(alive - (controls or 0), 0)
+        alive = max(alive - (_processes(hosts, senders, 'client') or 0), 0)
     if alive is None:
         alive = _alive(hosts, receivers, duration)
+        if alive is not None and tool == 'iperf3':
+            alive = max(alive - (_processes(hosts, receivers, 'server') or 0), 0)
     if alive is None and started is not None and aborted is not None:
         alive = started - aborted
 
@@ -331,6 +388,8 @@ def build(run, hosts, problems):
         'senders': senders,
         'receivers': receivers,
         'flow_bytes': flow_summary,
+        'throughput_source': throughput_source,
+        'throughput_sampled': sampled,
         'problems': problems,
     }
     record['per_host'] = dict((role, _raw(host)) for role, host in sorted(hosts.items()))
@@ -346,7 +405,7 @@ def _raw(host):
         if key in ('client', 'server'):
             value = dict((k, v) for k, v in value.items() if k != 'per_flow_bytes')
         if key == 'established':
-            value = {'samples': len(value), 'first': value[0], 'last': value[-1],
+            value = {'samples': len(value), 'first': list(value[0]), 'last': list(value[-1]),
                      'max': max(p[1] for p in value)}
         raw[key] = value
     return raw

@@ -294,8 +294,7 @@ def supervise(p, run_dir):
     servers = None
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'],
                          fp.data_ports(p) if p['role'] == 'server' else [],
-                         p['interval'], p['sample_tc'],
-                         fp.control_conns(p) if p['role'] == 'server' else 0)
+                         p['interval'], p['sample_tc'])
     try:
         if p['role'] == 'server':
             servers = fp.Processes(run_dir, 'server', fp.nofile_limit(p['nofile']))
@@ -430,7 +429,7 @@ def phase_client(module, p, run_dir):
     if p['capture_device']:
         capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'], fp.data_ports(p))
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
-                         p['sample_tc'], fp.control_conns(p))
+                         p['sample_tc'])
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
     reason = None
     sampler.start()

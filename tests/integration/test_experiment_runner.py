@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import iperf3
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'experiment.yml')
 HOST_FILES = ('nstat.txt', 'tc_before.json', 'tc_during.jsonl', 'tc_after.json',
@@ -93,7 +95,7 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
             'experiment_name': 'fwd',
             'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv', 'router': 'rtr'},
             'experiment_tool': 'iperf3',
-            'experiment_flows': [2, 8],
+            'experiment_flows': [2, 8, 200],
             'experiment_duration': 4,
             'experiment_sweep': {'port': [5201, 5301]},
             'experiment_qdisc_limit': 60000,
@@ -110,8 +112,9 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
         blocker.kill()
     assert run.rc == 0, run
     runs = runs_of(lab['results'])
-    assert sorted(runs) == ['baseline/port=5201/2/1', 'baseline/port=5201/8/1', 'baseline/port=5301/2/1',
-                            'baseline/port=5301/8/1'], runs
+    assert sorted(runs) == ['baseline/port=5201/2/1', 'baseline/port=5201/200/1',
+                            'baseline/port=5201/8/1', 'baseline/port=5301/2/1',
+                            'baseline/port=5301/200/1', 'baseline/port=5301/8/1'], runs
     qdiscs = tc_json(lab['rtr'], 'vr2')
     kinds = [(q['kind'], q['options'].get('limit')) for q in qdiscs]
     assert kinds == [('tbf', None), ('bfifo', 60000)]
@@ -128,11 +131,16 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
         for role in ('sender', 'receiver', 'router'):
             for f in HOST_FILES:
                 assert os.path.getsize(os.path.join(run_dir, role, f)) > 0, (role, f)
-        client = json.load(open(os.path.join(run_dir, 'sender', 'client.txt')))
-        assert len(client['start']['connected']) == record['flows']
-        est = [int(line.split()[1]) for line in open(os.path.join(run_dir, 'receiver',
-                                                                  'established.txt'))]
-        assert max(est) == record['flows']
+        # 200 flows take two iperf3 processes, each with its own control connection
+        processes = 2 if record['flows'] > 128 else 1
+        with open(os.path.join(run_dir, 'sender', 'client.txt')) as f:
+            clients = iperf3.parse(f.read())
+        assert len(clients) == processes
+        assert sum(len(c['start']['connected']) for c in clients) == record['flows']
+        with open(os.path.join(run_dir, 'receiver', 'established.txt')) as f:
+            est = [[float(x) for x in line.split()] for line in f]
+        assert max(e[1] for e in est) == record['flows'] + processes
+        assert max(e[2] for e in est) > 1000000  # bytes received, from ss's tcp_info
         during = [json.loads(line) for line in open(os.path.join(run_dir, 'router',
                                                                  'tc_during.jsonl'))]
         assert len(during) >= 3 and any(q['kind'] == 'bfifo' for q in during[-1]['qdiscs'])
@@ -142,6 +150,15 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
         result = json.load(open(os.path.join(run_dir, 'result.json')))
         assert result['status'] == 'ok'
         assert 0.5 < result['fraction_of_bottleneck'] < 1.1, result
+        assert result['flows_alive'] == record['flows'], result
+        sampled = result['throughput_sampled']
+        if processes > 1:
+            assert result['throughput_source'] == 'sampled' and result['problems'] == [], result
+            assert result['fraction_of_bottleneck'] <= 1.0, result
+        else:
+            # the receiver's own byte samples agree with what iperf3 reported
+            assert result['throughput_source'] == 'tool'
+            assert sampled['bps'] == pytest.approx(result['throughput_bps'], rel=0.15), result
     meta = json.load(open(glob.glob(os.path.join(lab['results'], 'fwd', '*',
                                                  'metadata.json'))[0]))
     hosts = meta['modes']['baseline']['hosts']
@@ -150,7 +167,7 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
     assert hosts['receiver']['tools']['iperf3'].startswith('iperf 3')
     assert meta['collection']['version'] == '0.1.0'
     assert meta['sweep'] == {'port': [5201, 5301]}
-    assert len(meta['runs']) == 4
+    assert len(meta['runs']) == 6
 
 
 def test_direct_layout_iperf2_through_the_netns_connection(lab, playbook):

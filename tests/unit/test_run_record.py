@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 
 import pytest
 
@@ -77,6 +78,72 @@ def test_iperf_runs(tmp_path):
     assert rec2['flows_alive'] == 997 and rec2['rto_count'] == 9947
     # received bytes over the client's sending time (263 MBytes in 28.0072 s)
     assert rec2['throughput_bps'] == pytest.approx(263 * 1024 ** 2 * 8 / 28.0072)
+
+
+EXPERIMENT = os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment')
+
+
+def test_several_iperf3_processes_take_the_receivers_samples(tmp_path):
+    # 160 flows = two iperf3 processes; recorded by bench/experiment_overhead.py
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(os.path.join(EXPERIMENT, 'fwd_iperf3_F160'), run_dir)
+    rec = run_record.normalise(run_dir)
+    assert rec['per_host']['receiver']['server']['processes'] == 2
+    assert rec['throughput_source'] == 'sampled' and rec['problems'] == []
+    # receiver/established.txt: 162 connections (two are iperf3's control) from t=1.001 to
+    # t=6.002, bytes received 5458600 -> 65231360
+    assert rec['throughput_sampled'] == {'bps': pytest.approx((65231360 - 5458600) * 8 / 5.001),
+                                         'window_s': 5.001, 'connections': 162}
+    assert rec['throughput_bps'] == rec['throughput_sampled']['bps']
+    assert rec['fraction_of_bottleneck'] == pytest.approx(0.956, abs=0.001)
+    assert rec['flows_started'] == 160 and rec['flows_alive'] == 160
+
+
+def test_several_iperf3_processes_without_byte_samples_say_so(tmp_path):
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(os.path.join(EXPERIMENT, 'fwd_iperf3_F160'), run_dir)
+    path = os.path.join(run_dir, 'receiver', 'established.txt')
+    with open(path) as f:
+        lines = [' '.join(line.split()[:2]) + '\n' for line in f]
+    with open(path, 'w') as f:
+        f.writelines(lines)
+    rec = run_record.normalise(run_dir)
+    assert rec['throughput_source'] == 'tool' and rec['throughput_sampled'] is None
+    assert rec['throughput_bps'] == rec['per_host']['receiver']['server']['throughput_bps']
+    assert any('may overstate' in p for p in rec['problems'])
+
+
+def test_sampled_window_skips_staggered_starts_and_ends():
+    # 4000 flows, 32 iperf3 processes through a 100 Mbit tbf: connecting took 14 s, so the
+    # processes' own rates add up to 143.8 Mbit/s. From 8.002 (3997 connections, within 1 % of
+    # the 4032 reached at 14.003) to 23.004 none closed; at 24.004 the first processes ended.
+    with open(os.path.join(EXPERIMENT, 'established_iperf3_F4000_receiver.txt')) as f:
+        points = run_record._established(f.read())
+    bps, seconds, top = run_record._sampled_window(points)
+    assert top == 4032 and seconds == pytest.approx(15.002)
+    assert bps == pytest.approx((233599352 - 54505020) * 8 / 15.002)
+    assert 0.95e8 < bps < 0.96e8
+
+
+@pytest.mark.parametrize('points,expected', [
+    # a closure (count falls) ends a stretch: the longer one after it wins
+    ([(0, 10, 0, 0), (1, 10, 100, 0), (2, 9, 50, 0), (3, 10, 150, 0), (4, 10, 250, 0),
+      (5, 10, 350, 0)], (800.0, 2, 10)),
+    # bytes falling with an unchanged count (one closed, one opened) end it too
+    ([(0, 10, 0, 0), (1, 10, 100, 0), (2, 10, 90, 0), (3, 10, 190, 0)], (800.0, 1, 10)),
+    # two-column lines, a single sample, or nothing near the maximum: no window
+    ([(0, 10), (1, 10)], None),
+    ([(0, 10, 0, 0)], None),
+    ([(0, 10, 0, 0), (1, 2, 10, 0), (2, 10, 20, 0)], None),
+])
+def test_sampled_window_cases(points, expected):
+    assert run_record._sampled_window(points) == expected
+
+
+@pytest.mark.parametrize('text', ['1.0 3 7\n', '1.0\n', 'x 3\n', '1.0 3 a b\n'])
+def test_established_lines_are_checked(text):
+    with pytest.raises(run_record.ParseError, match='established: line 1'):
+        run_record._established(text)
 
 
 def test_failed_run_keeps_status_reason_and_partial_figures(tmp_path):
