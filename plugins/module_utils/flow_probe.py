@@ -326,12 +326,16 @@ class Processes(object):
             # Stopped on purpose after the test (iperf2 2.1.8 even aborts on SIGINT with many
             # flows, "corrupted double-linked list", after printing its reports).
             bad = []
+        # iperf3 -J reports its error in the JSON on stdout, and may exit 0 all the same when
+        # a stream fails in mid-test.
+        errors = re.findall(r'"error":\s*"([^"]*)"', self.stdout)
+        if not bad and errors and not (self.stopped_by_us and allow_stopped):
+            return ('%s stopped the test: %s (iperf3 ends every stream when one fails, e.g. '
+                    'when the kernel aborts a flow after repeated timeouts; neper and iperf2 '
+                    'keep the other flows going)' % (self.name, '; '.join(sorted(set(errors)))))
         if not bad:
             return None
-        # iperf3 -J reports its error in the JSON on stdout.
-        lines = self.stderr.strip().splitlines()[-3:] + re.findall(r'"error":\s*"([^"]*)"',
-                                                                   self.stdout)
-        tail = ' '.join(lines)
+        tail = ' '.join(self.stderr.strip().splitlines()[-3:] + errors)
         return '%s exited rc=%s%s' % (self.name, ','.join(str(rc) for rc in rcs),
                                       (': ' + tail) if tail else '')
 
@@ -353,12 +357,16 @@ class Sampler(object):
         self.t0 = None
 
     def sample_once(self, tc_file, est_file):
-        t = round(time.time() - self.t0, 3)
         if self.sample_tc:
+            t = round(time.time() - self.t0, 3)
             tc_file.write(json.dumps({'t': t, 'qdiscs': tc_qdiscs(self.netns, self.devices)},
                                      sort_keys=True) + '\n')
             tc_file.flush()
+        # Throughput comes from differences of these byte counts over as little as a second:
+        # stamp them with the middle of the ss call, which takes tens of ms with many sockets.
+        before = time.time()
         found = connections(self.netns, self.ports)
+        t = round((before + time.time()) / 2 - self.t0, 3)
         if found is not None:
             est_file.write('%s %d %d %d\n' % ((t,) + found))
             est_file.flush()

@@ -124,8 +124,35 @@ def label(value):
     return str(value)
 
 
+# Run parameters that must be numbers; `-e experiment_duration=20` on the command line gives
+# strings. qdisc_limit may also be a size with a unit ("100kb"), so it is only converted when
+# it is all digits.
+NUMBERS = ('duration', 'threads', 'buffer', 'port', 'ecn')
+
+
+def number(field, key, value):
+    """``value`` as an int or float when ``key`` is a numeric parameter; ValueError otherwise."""
+    if value is None or isinstance(value, bool) or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if key == 'qdisc_limit':
+        return int(text) if text.isdigit() else value
+    if key not in NUMBERS:
+        return value
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError('%s: %r is not a number (e.g. %s: 20)' % (field, value, field))
+
+
 def plan(name, modes, flows, repetitions, params, sweep):
     """The list of runs (without directories); raises ValueError naming the bad field."""
+    params = dict((k, number('params.%s' % k, k, v)) for k, v in params.items())
+    sweep = dict((k, [number('sweep.%s' % k, k, v) for v in values] if isinstance(values, list)
+                  else values) for k, values in sweep.items())
     if not SAFE.match(name):
         raise ValueError('name %r: use letters, digits and . _ - only (it is a directory)' % name)
     if not modes:

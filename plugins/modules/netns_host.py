@@ -19,8 +19,10 @@ description:
     sysctls, so that it can stand in for a machine of a lab (for example the receiver of the
     local lab) and be reached with the C(zerodrop.testbed.netns) connection plugin.
   - A link is either a new veth pair whose other end stays in the root namespace (optionally
-    enslaved to a Linux bridge), or an existing device of the root namespace that is moved in
-    (for example an Open vSwitch internal port made with M(zerodrop.testbed.ovs_port)).
+    enslaved to a Linux bridge) or goes to another namespace (O(links[].peer_netns), to chain
+    namespaces such as sender, router and receiver), or an existing device that is moved in from
+    the root namespace (for example an Open vSwitch internal port made with
+    M(zerodrop.testbed.ovs_port)) or is already inside (the far end of another namespace's veth).
   - State is read with C(ip -j); every change is an C(ip) call listed in RV(commands).
 options:
   name:
@@ -45,16 +47,26 @@ options:
         required: true
       kind:
         description:
-          - C(veth) creates a veth pair whose end O(links[].peer) stays in the root namespace.
-          - C(existing) moves a device that already exists in the root namespace.
+          - C(veth) creates a veth pair whose end O(links[].peer) stays in the root namespace
+            (or goes to O(links[].peer_netns)).
+          - C(existing) moves a device that already exists in the root namespace, or takes one
+            that is already in this namespace.
         type: str
         choices: [veth, existing]
         default: veth
       peer:
-        description: Root-namespace end of a veth pair. Required when O(links[].kind=veth).
+        description: The other end of a veth pair, in the root namespace or in
+          O(links[].peer_netns). Required when O(links[].kind=veth).
+        type: str
+      peer_netns:
+        description:
+          - Namespace the other end of a veth pair goes to (the root namespace when unset). It
+            must exist already; that namespace's own task then lists the end as
+            C(kind: existing) to give it addresses.
         type: str
       peer_bridge:
-        description: Linux bridge the veth peer is enslaved to (left alone when unset).
+        description: Linux bridge the veth peer is enslaved to, in the peer's namespace (left
+          alone when unset).
         type: str
       addresses:
         description: Addresses in CIDR notation (IPv4 or IPv6).
@@ -70,7 +82,7 @@ options:
         type: int
       tx_offload:
         description:
-          - Set TX checksum offload on the veth peer in the root namespace (left alone when unset).
+          - Set TX checksum offload on the veth peer (left alone when unset).
           - Open vSwitch's userspace (netdev) datapath needs C(false) on the far end of a veth
             port, else TCP stalls.
         type: bool
@@ -144,6 +156,28 @@ EXAMPLES = r'''
     sysctls:
       net.ipv4.ip_forward: 1
 
+- name: Namespaces chained sender -> router -> receiver (all three made bare first)
+  zerodrop.testbed.netns_host:
+    name: "{{ item }}"
+  loop: [snd, rtr, rcv]
+
+- name: Sender with a veth whose far end goes into the router
+  zerodrop.testbed.netns_host:
+    name: snd
+    links:
+      - {name: eth0, peer: to-snd, peer_netns: rtr, addresses: [10.97.1.1/24]}
+    routes:
+      - {to: default, via: 10.97.1.254}
+
+- name: Router taking that end (and the receiver's) as existing devices
+  zerodrop.testbed.netns_host:
+    name: rtr
+    links:
+      - {name: to-snd, kind: existing, addresses: [10.97.1.254/24]}
+      - {name: to-rcv, kind: existing, addresses: [10.97.2.254/24]}
+    sysctls:
+      net.ipv4.ip_forward: 1
+
 - name: Remove the namespace
   zerodrop.testbed.netns_host:
     name: rtr
@@ -172,7 +206,8 @@ import ipaddress
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import (
+    CommandError, Runner, netns_argv)
 
 IFNAMSIZ = 15
 
@@ -195,10 +230,14 @@ def validate(params):
             errors.append("%s.name: '%s' is listed twice" % (field, link['name']))
         seen.add(link['name'])
         if link['kind'] == 'veth' and not link.get('peer'):
-            errors.append("%s.peer: a veth link needs the name of its root-namespace end "
+            errors.append("%s.peer: a veth link needs the name of its other end "
                           "(or use kind: existing to move a device in)" % field)
-        if link['kind'] == 'existing' and (link.get('peer_bridge') or link.get('peer')):
-            errors.append("%s: peer and peer_bridge apply to kind: veth only" % field)
+        if link['kind'] == 'existing' and (link.get('peer_bridge') or link.get('peer')
+                                           or link.get('peer_netns')):
+            errors.append("%s: peer, peer_netns and peer_bridge apply to kind: veth only" % field)
+        if link.get('peer_netns') == name:
+            errors.append("%s.peer_netns: '%s' is this namespace; a veth with both ends here "
+                          "needs no peer_netns (or name another namespace)" % (field, name))
         for j, addr in enumerate(link['addresses']):
             try:
                 ipaddress.ip_interface(addr)
@@ -262,8 +301,8 @@ class NetnsHost(object):
     def sysctl(self, key):
         return self.inside.run(['sysctl', '-n', key]).stdout.strip()
 
-    def tx_offload(self, dev):
-        out = self.root.run(['ethtool', '-k', dev]).stdout
+    def tx_offload(self, dev, netns=None):
+        out = self.root.run(netns_argv(['ethtool', '-k', dev], netns)).stdout
         for line in out.splitlines():
             if line.startswith('tx-checksumming:'):
                 return line.split(':', 1)[1].strip().startswith('on')
@@ -298,12 +337,35 @@ class NetnsHost(object):
     def ip_ns(self, *args):
         self.root.run(['ip', '-n', self.ns] + list(args), changes=True)
 
-    def preflight(self, have, root_links):
-        """Devices that must already exist, checked before the first change."""
+    def peer_links(self, root_links):
+        """Devices of every namespace the veth peers go to: {netns or None: {name: state}}."""
+        found = {None: root_links}
+        wanted = set(link['peer_netns'] for link in self.p['links']
+                     if link['kind'] == 'veth' and link.get('peer_netns'))
+        if wanted:
+            names = set(entry.get('name') for entry in
+                        self.root.json(['ip', '-j', 'netns', 'list']) or [])
+            for netns in sorted(wanted & names):
+                found[netns] = self.links_in(netns)
+        return found
+
+    def preflight(self, have, root_links, peers):
+        """Devices and namespaces that must already exist, checked before the first change."""
         errors = []
         for i, link in enumerate(self.p['links']):
             name = link['name']
             if name in have:
+                continue
+            if link['kind'] == 'veth' and link.get('peer_netns'):
+                if link['peer_netns'] not in peers:
+                    errors.append(
+                        "links[%d].peer_netns: namespace '%s' does not exist; create it first "
+                        "(e.g. a netns_host task with only its name)" % (i, link['peer_netns']))
+                elif link['peer'] in peers[link['peer_netns']]:
+                    errors.append(
+                        "links[%d].peer: '%s' already exists in namespace '%s' while '%s' is "
+                        "missing from namespace '%s'; delete '%s' or choose another peer name"
+                        % (i, link['peer'], link['peer_netns'], name, self.ns, link['peer']))
                 continue
             if link['kind'] == 'existing' and name not in root_links:
                 errors.append(
@@ -321,14 +383,15 @@ class NetnsHost(object):
     def present(self, before):
         exists = before is not None
         root_links = self.links_in(None)
+        peers = self.peer_links(root_links)
         have = before['links'] if exists else {}
-        self.preflight(have, root_links)
+        self.preflight(have, root_links, peers)
         if not exists:
             self.ip('netns', 'add', self.ns)
         if not exists or not before['lo_up']:
             self.ip_ns('link', 'set', 'lo', 'up')
         for i, link in enumerate(self.p['links']):
-            self.converge_link(i, link, have.get(link['name']), root_links)
+            self.converge_link(i, link, have.get(link['name']), peers)
         # Address changes drop the routes through them: read routes after the links are done.
         current_routes = self.routes() if exists and not self.module.check_mode else (
             before['routes'] if exists else [])
@@ -345,13 +408,15 @@ class NetnsHost(object):
             if not exists or before['sysctls'].get(key) != want:
                 self.inside.run(['sysctl', '-q', '-w', '%s=%s' % (key, want)], changes=True)
 
-    def converge_link(self, index, link, current, root_links):
+    def converge_link(self, index, link, current, peers):
         name = link['name']
+        peer_netns = link.get('peer_netns')
         if current is None:
             if link['kind'] == 'veth':
                 # Made with its inner end directly in the namespace: no clash with root devices.
-                self.ip('link', 'add', link['peer'], 'type', 'veth', 'peer', 'name', name,
-                        'netns', self.ns)
+                self.ip(*(['-n', peer_netns] if peer_netns else []) + [
+                    'link', 'add', link['peer'], 'type', 'veth', 'peer', 'name', name,
+                    'netns', self.ns])
             else:
                 self.ip('link', 'set', name, 'netns', self.ns)
             current = {'addresses': [], 'mtu': None, 'up': False}
@@ -369,18 +434,21 @@ class NetnsHost(object):
         if not current['up']:
             self.ip_ns('link', 'set', name, 'up')
         if link['kind'] == 'veth':
-            self.converge_peer(link, root_links.get(link['peer']))
+            self.converge_peer(link, peers.get(peer_netns, {}).get(link['peer']))
 
     def converge_peer(self, link, peer):
         name = link['peer']
+        netns = link.get('peer_netns')
+        where = ['-n', netns] if netns else []
         if link.get('peer_bridge') and (peer is None or peer['master'] != link['peer_bridge']):
-            self.ip('link', 'set', name, 'master', link['peer_bridge'])
+            self.ip(*where + ['link', 'set', name, 'master', link['peer_bridge']])
         if peer is None or not peer['up']:
-            self.ip('link', 'set', name, 'up')
+            self.ip(*where + ['link', 'set', name, 'up'])
         if link.get('tx_offload') is not None:
-            state = None if peer is None else self.tx_offload(name)
+            state = None if peer is None else self.tx_offload(name, netns)
             if state != link['tx_offload']:
-                self.root.run(['ethtool', '-K', name, 'tx', 'on' if link['tx_offload'] else 'off'],
+                self.root.run(netns_argv(['ethtool', '-K', name, 'tx',
+                                          'on' if link['tx_offload'] else 'off'], netns),
                               changes=True)
 
     @staticmethod
@@ -406,6 +474,7 @@ def main():
                 name=dict(type='str', required=True),
                 kind=dict(type='str', choices=['veth', 'existing'], default='veth'),
                 peer=dict(type='str'),
+                peer_netns=dict(type='str'),
                 peer_bridge=dict(type='str'),
                 addresses=dict(type='list', elements='str', default=[]),
                 purge_addresses=dict(type='bool', default=True),

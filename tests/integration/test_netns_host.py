@@ -134,6 +134,60 @@ def test_moves_an_existing_device(playbook, names):
     assert not playbook(text).result('host')['changed']
 
 
+def test_chains_namespaces_with_peer_netns(playbook):
+    tag = uuid.uuid4().hex[:6]
+    snd, rtr, rcv = ('zt-%s-%s' % (role, tag) for role in ('s', 'r', 'c'))
+    text = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: bare
+      zerodrop.testbed.netns_host:
+        name: "{{ item }}"
+      loop: [%(snd)s, %(rtr)s, %(rcv)s]
+    - name: sender
+      zerodrop.testbed.netns_host:
+        name: %(snd)s
+        links: [{name: eth0, peer: to-snd, peer_netns: %(rtr)s, addresses: [10.233.1.1/24],
+                 tx_offload: false}]
+        routes: [{to: default, via: 10.233.1.254}]
+    - name: receiver
+      zerodrop.testbed.netns_host:
+        name: %(rcv)s
+        links: [{name: eth0, peer: to-rcv, peer_netns: %(rtr)s, addresses: [10.233.2.1/24]}]
+        routes: [{to: default, via: 10.233.2.254}]
+    - name: router
+      zerodrop.testbed.netns_host:
+        name: %(rtr)s
+        links:
+          - {name: to-snd, kind: existing, addresses: [10.233.1.254/24]}
+          - {name: to-rcv, kind: existing, addresses: [10.233.2.254/24]}
+        sysctls: {net.ipv4.ip_forward: 1}
+""" % {'snd': snd, 'rtr': rtr, 'rcv': rcv}
+    try:
+        first = playbook(text)
+        assert first.rc == 0, first
+        assert ['-n', rtr, 'link', 'add', 'to-snd', 'type', 'veth', 'peer', 'name', 'eth0',
+                'netns', snd] in [c[1:] for c in first.result('sender')['commands']]
+        router = {l['ifname']: l for l in ip_json('-n', rtr, 'addr', 'show')}
+        assert set(router) == {'lo', 'to-snd', 'to-rcv'}
+        assert 'UP' in router['to-snd']['flags']
+        offload = subprocess.run(['ip', 'netns', 'exec', rtr, 'ethtool', '-k', 'to-snd'],
+                                 capture_output=True, text=True, check=True).stdout
+        assert 'tx-checksumming: off' in offload
+        ping = subprocess.run(['ip', 'netns', 'exec', snd, 'ping', '-c', '1', '-W', '2',
+                               '10.233.2.1'], capture_output=True, text=True, check=False)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        again = playbook(text)
+        assert again.rc == 0, again
+        for task in ('sender', 'receiver', 'router'):
+            assert not again.result(task)['changed'], (task, again.result(task))
+        assert not any(r['changed'] for r in again.result('bare')['results'])
+    finally:
+        for ns in (snd, rtr, rcv):
+            subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
+
+
 @pytest.mark.parametrize('links, routes, sysctls, words', [
     ([{'name': 'eth0'}], [], {}, ['links[0].peer', 'kind: existing']),
     ([{'name': 'a-very-long-device-name', 'peer': 'p0'}], [], {}, ['links[0].name', 'IFNAMSIZ']),
@@ -143,6 +197,10 @@ def test_moves_an_existing_device(playbook, names):
     ([], [], {'kernel.pid_max': 100}, ['sysctls.kernel.pid_max', 'net.*']),
     ([{'name': 'zz-missing0', 'kind': 'existing'}], [], {},
      ['links[0].name', 'exists neither', 'ovs_port']),
+    ([{'name': 'eth0', 'peer': 'p0', 'peer_netns': 'zz-no-such-ns'}], [], {},
+     ['links[0].peer_netns', "'zz-no-such-ns' does not exist", 'create it first']),
+    ([{'name': 'eth0', 'kind': 'existing', 'peer_netns': 'x'}], [], {},
+     ['links[0]', 'kind: veth only']),
 ])
 def test_bad_input_is_refused_and_changes_nothing(playbook, names, links, routes, sysctls, words):
     text = """

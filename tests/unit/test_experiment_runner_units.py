@@ -1,6 +1,7 @@
 """Pure parts of the experiment runner: the run matrix, run.json's status, iperf3's split, and
 RTT samples from a capture recorded on this machine (fixtures/experiment/README.md)."""
 
+import gzip
 import os
 import subprocess
 
@@ -25,6 +26,15 @@ def test_plan_is_the_cross_product_in_layout_order():
     assert len(set(r['relpath'] for r in runs)) == 32
 
 
+def test_plan_makes_numbers_of_command_line_strings():
+    runs = plan('s', ['baseline'], [10], 1, {'duration': '20', 'buffer': '1024', 'cc': '1',
+                                             'qdisc_limit': '100kb', 'ecn': None},
+                {'qdisc_limit': ['100', '2000'], 'threads': ['2']})
+    assert runs[0]['params'] == {'duration': 20, 'buffer': 1024, 'cc': '1', 'qdisc_limit': 100,
+                                 'ecn': None, 'threads': 2, 'flows': 10}
+    assert runs[0]['relpath'] == 'baseline/qdisc_limit=100,threads=2/10/1'
+
+
 def test_plan_without_sweep_is_default():
     runs = plan('s', ['baseline'], [10], 1, {}, {})
     assert [r['relpath'] for r in runs] == ['baseline/default/10/1']
@@ -37,6 +47,8 @@ def test_plan_without_sweep_is_default():
     ({'flows': [0]}, 'flows'),
     ({'modes': []}, 'modes'),
     ({'name': '../x'}, 'name'),
+    ({'params': {'duration': 'long'}}, 'params.duration'),
+    ({'sweep': {'port': ['5201', 'x']}}, 'sweep.port'),
 ])
 def test_plan_rejects_bad_input_naming_the_field(kwargs, field):
     args = dict(name='s', modes=['baseline'], flows=[10], repetitions=1, params={}, sweep={})
@@ -69,6 +81,20 @@ def test_iperf3_split_keeps_128_per_process():
     assert flow_probe.iperf3_split(129) == [65, 64]
     assert sum(flow_probe.iperf3_split(1000)) == 1000
     assert max(flow_probe.iperf3_split(1000)) <= 128 and len(flow_probe.iperf3_split(1000)) == 8
+
+
+def test_iperf3_error_in_its_json_fails_the_run_even_when_it_exits_0(tmp_path):
+    procs = flow_probe.Processes(str(tmp_path), 'client', 1024)
+    procs.stderr = ''
+    with gzip.open(os.path.join(FIXTURES, 'iperf3_client_stream_error.json.gz'), 'rt') as f:
+        procs.stdout = f.read()
+    reason = procs.failure([0], allow_stopped=False)
+    assert reason.startswith('client stopped the test: unable to write to stream socket: '
+                             'Connection timed out (iperf3 ends every stream'), reason
+    assert procs.failure([1], allow_stopped=False).startswith('client exited rc=1: unable to')
+    with open(os.path.join(FIXTURES, 'fwd_iperf3_F160', 'sender', 'client.txt')) as f:
+        procs.stdout = f.read()
+    assert procs.failure([0, 0], allow_stopped=False) is None
 
 
 def handshake_rtts(path):
