@@ -61,8 +61,8 @@ options:
       peer_netns:
         description:
           - Namespace the other end of a veth pair goes to (the root namespace when unset). It
-            must exist already; that namespace's own task then lists the end as
-            C(kind: existing) to give it addresses.
+            must exist already; that namespace's own task then lists the end with
+            O(links[].kind=existing) to give it addresses.
         type: str
       peer_bridge:
         description: Linux bridge the veth peer is enslaved to, in the peer's namespace (left

@@ -91,7 +91,9 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
         netns_lab_run=['forwarding']))
     assert again.rc == 0, again
     assert not os.path.exists(os.path.join(results2, 'netns-direct'))
-    (record,) = results_of(results2, 'netns-forwarding').values()
+    records = list(results_of(results2, 'netns-forwarding').values())
+    assert len(records) == 1, records
+    record = records[0]
     assert record['status'] == 'ok' and record['local_qdisc_drops'] == 0, record
     assert 'tbf' not in qdisc_kinds(prefix + 'snd', 'eth0')
 
