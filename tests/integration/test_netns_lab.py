@@ -60,8 +60,13 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     assert sorted(forwarding) == sorted(direct) == [20, 200]
     for record in list(forwarding.values()) + list(direct.values()):
         assert record['status'] == 'ok', record
-        assert record['flows_started'] == record['flows'], record
         assert record['fraction_of_bottleneck'] <= 1.0, record
+        if record in forwarding.values():
+            assert record['flows_started'] == record['flows'], record
+        else:
+            # iperf2 reports a flow when it closes; one stuck in timeouts past the stop grace
+            # may go unreported
+            assert 0.95 * record['flows'] <= record['flows_started'] <= record['flows'], record
     for flows, record in forwarding.items():
         # the queue is on the router: the sender's own qdiscs drop nothing
         assert record['tool'] == 'iperf3'
