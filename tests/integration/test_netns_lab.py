@@ -50,14 +50,14 @@ def prefix():
 def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     results = str(tmp_path / 'results')
     extra = {'netns_lab_prefix': prefix, 'experiment_results_dir': results,
-             'experiment_flows': [20, 200], 'experiment_duration': 5}
+             'experiment_flows': [20, 60], 'experiment_duration': 5}
     run = playbook(PLAYBOOK, inventory=INVENTORY, extra_vars=extra)
     assert run.rc == 0, run
     assert {prefix + r for r in ('snd', 'rtr', 'rcv')} <= namespaces()
 
     forwarding = results_of(results, 'netns-forwarding')
     direct = results_of(results, 'netns-direct')
-    assert sorted(forwarding) == sorted(direct) == [20, 200]
+    assert sorted(forwarding) == sorted(direct) == [20, 60]
     for record in list(forwarding.values()) + list(direct.values()):
         assert record['status'] == 'ok', record
         assert record['fraction_of_bottleneck'] <= 1.0, record
@@ -81,8 +81,6 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
                                         'source': 'run.json'}
         assert record['local_qdisc_drops'] == record['bottleneck_drops'] > 0, record
         assert record['fraction_of_bottleneck'] > 0.3, record
-    # 200 flows take two iperf3 processes: the aggregate comes from the receiver's samples
-    assert forwarding[200]['throughput_source'] == 'sampled'
     for experiment in ('netns-forwarding', 'netns-direct'):
         assert glob.glob(os.path.join(results, experiment, '*', 'report.md'))
     shown = [r['msg'] for r in run.results('zerodrop.testbed.experiment : Show where the report is')]
@@ -92,7 +90,7 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     assert qdisc_kinds(prefix + 'snd', 'eth0')[0] == 'tbf'
     results2 = str(tmp_path / 'results2')
     again = playbook(PLAYBOOK, inventory=INVENTORY, extra_vars=dict(
-        extra, experiment_results_dir=results2, experiment_flows=[20],
+        extra, experiment_results_dir=results2, experiment_flows=[200],
         netns_lab_run=['forwarding']))
     assert again.rc == 0, again
     assert not os.path.exists(os.path.join(results2, 'netns-direct'))
@@ -100,6 +98,9 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     assert len(records) == 1, records
     record = records[0]
     assert record['status'] == 'ok' and record['local_qdisc_drops'] == 0, record
+    # 200 flows take two iperf3 processes: the aggregate comes from the receiver's samples
+    assert record['throughput_source'] == 'sampled' and record['flows_alive'] == 200, record
+    assert 0.9 < record['fraction_of_bottleneck'] <= 1.0, record
     assert 'tbf' not in qdisc_kinds(prefix + 'snd', 'eth0')
 
     # The lab is built once: a second build changes nothing.
