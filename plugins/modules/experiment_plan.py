@@ -62,13 +62,8 @@ attributes:
   check_mode:
     support: full
     description: Computes the plan and creates nothing.
-  diff_mode:
-    support: none
-    description: Nothing to compare.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux with iproute2.
+extends_documentation_fragment:
+  - zerodrop.testbed.attributes.linux_no_diff
 '''
 
 EXAMPLES = r'''

@@ -141,13 +141,8 @@ attributes:
   check_mode:
     support: full
     description: Reports the commands it would run and runs nothing.
-  diff_mode:
-    support: none
-    description: Nothing to compare.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux with iproute2.
+extends_documentation_fragment:
+  - zerodrop.testbed.attributes.linux_no_diff
 notes:
   - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip netns exec)) and root for other namespaces.
   - A run that fails (a tool exits non-zero, a server does not come up, the client times out)
