@@ -111,21 +111,33 @@ def established(netns, ports):
 _SS_BYTES = re.compile(r'\bbytes_(received|acked):(\d+)')
 
 
+def _port(address):
+    port = address.rsplit(':', 1)[-1]
+    return int(port) if port.isdigit() else None
+
+
 def connections(netns, ports):
     """Established TCP connections touching one of ``ports`` (all when empty), as ``(count,
-    bytes received, bytes acked)`` summed over them (tcp_info, one line per socket with -O)."""
+    bytes received, bytes acked, {port: count})``: the bytes summed over them (tcp_info, one
+    line per socket with -O), the count split by which of ``ports`` they touch."""
     out = _ss_established(netns, ports, '-HtniO')
     if out is None:
         return None
     count = 0
     totals = {'received': 0, 'acked': 0}
+    by_port = dict((port, 0) for port in ports)
     for line in out.splitlines():
-        if not line.strip():
+        fields = line.split()
+        if len(fields) < 4:
             continue
         count += 1
         for name, value in _SS_BYTES.findall(line):
             totals[name] += int(value)
-    return count, totals['received'], totals['acked']
+        local, peer = _port(fields[2]), _port(fields[3])
+        port = local if local in by_port else peer
+        if port in by_port:
+            by_port[port] += 1
+    return count, totals['received'], totals['acked'], by_port
 
 
 def listening(netns, ports, pids):
@@ -249,6 +261,7 @@ class Processes(object):
         self.stopped_by_us = False
         self.started = None
         self.ended = None
+        self.exited = {}
 
     def _limits(self):
         os.setsid()
@@ -272,7 +285,13 @@ class Processes(object):
               ''.join(' '.join(argv) + '\n' for argv in commands))
 
     def running(self):
-        alive = [p for p in self.procs if p.poll() is None]
+        now = time.time()
+        alive = []
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is None:
+                alive.append(proc)
+            elif i not in self.exited:
+                self.exited[i] = now
         if not alive and self.ended is None and self.procs:
             self.ended = time.time()
         return alive
@@ -282,6 +301,14 @@ class Processes(object):
         if not self.procs:
             return None
         return round((self.ended or time.time()) - self.started, 3)
+
+    def times(self, t0):
+        """Start and per-process exit times in seconds since ``t0`` (None: never seen to exit)."""
+        if not self.procs:
+            return None
+        return {'started_s': round(self.started - t0, 3),
+                'exited_s': [round(self.exited[i] - t0, 3) if i in self.exited else None
+                             for i in range(len(self.procs))]}
 
     def wait(self, deadline):
         while self.running() and time.time() < deadline:
@@ -368,7 +395,11 @@ class Sampler(object):
         found = connections(self.netns, self.ports)
         t = round((before + time.time()) / 2 - self.t0, 3)
         if found is not None:
-            est_file.write('%s %d %d %d\n' % ((t,) + found))
+            count, received, acked, by_port = found
+            # several tool processes (iperf3), one port each: their counts, to tell apart
+            ports = ''.join(' %d:%d' % item for item in sorted(by_port.items())) \
+                if len(by_port) > 1 else ''
+            est_file.write('%s %d %d %d%s\n' % (t, count, received, acked, ports))
             est_file.flush()
 
     def loop(self):

@@ -60,21 +60,52 @@ def _tool_summary(tool, text):
     return iperf2.summary(text)
 
 
-def _established(text):
-    """Lines ``t count`` or ``t count bytes_received bytes_acked`` -> tuples of those numbers."""
-    points = []
+def _established_lines(text):
+    """established.txt's lines ``t count [bytes_received bytes_acked [port:count ...]]`` ->
+    ``(t, count[, bytes_received, bytes_acked]), {port: count}`` for each."""
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith('#'):
             continue
         try:
-            if len(fields) not in (2, 4):
+            numbers = [f for f in fields if ':' not in f]
+            pairs = [f.split(':') for f in fields[len(numbers):]]
+            if len(numbers) not in (2, 4) or (pairs and len(numbers) != 4) or \
+                    numbers != fields[:len(numbers)] or any(len(p) != 2 for p in pairs):
                 raise ValueError(line)
-            points.append((float(fields[0]),) + tuple(int(x) for x in fields[1:]))
+            point = (float(numbers[0]),) + tuple(int(x) for x in numbers[1:])
+            yield point, dict((int(port), int(count)) for port, count in pairs)
         except ValueError:
-            raise ParseError('established: line %d is not "t count [bytes_received bytes_acked]": '
-                             '%r' % (number, line))
-    return points
+            raise ParseError('established: line %d is not "t count [bytes_received bytes_acked '
+                             '[port:count ...]]": %r' % (number, line))
+
+
+def _established(text):
+    """established.txt -> tuples ``(t, count[, bytes_received, bytes_acked])``."""
+    return [point for point, _by_port in _established_lines(text)]
+
+
+def _established_by_port(text):
+    """established.txt -> ``(t, {port: count})`` of the lines that split the count by port."""
+    return [(point[0], by_port) for point, by_port in _established_lines(text) if by_port]
+
+
+def _client_times(text):
+    """client_times.json -> ``{'started_s': float, 'exited_s': [float or None, ...],
+    'ports': [int, ...]}`` (ports: each process's data port, when known)."""
+    try:
+        times = json.loads(text)
+        exited = times['exited_s']
+        numbers = [t is None or isinstance(t, (int, float)) for t in exited]
+        if not isinstance(exited, list) or not all(numbers):
+            raise ValueError(exited)
+        ports = times.get('ports') or []
+        if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
+            raise ValueError(ports)
+        return {'started_s': float(times['started_s']), 'exited_s': exited, 'ports': ports}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ParseError('client_times: not {"started_s": seconds, "exited_s": [seconds or '
+                         'null, ...], "ports": [port, ...]}: %s' % e)
 
 
 def read_host(path, tool=None):
@@ -130,6 +161,12 @@ def read_host(path, tool=None):
     points = attempt('established.txt', _established)
     if points:
         host['established'] = points
+        by_port = _established_by_port(_read(os.path.join(path, 'established.txt')))
+        if by_port:
+            host['established_by_port'] = by_port
+    times = attempt('client_times.json', _client_times)
+    if times is not None:
+        host['client_times'] = times
     samples_ms = attempt('rtt.txt', rtt.parse)
     if samples_ms is not None:
         host['rtt_samples'] = samples_ms
@@ -236,16 +273,45 @@ def _per_flow(tool, hosts, receivers, senders):
     return (flows if seen else None), threshold
 
 
+def _last_before(points, end):
+    """The last of ``(t, ...)`` points taken half a second or more before ``end`` (at the very
+    end the tools are already closing their connections); the first when none was."""
+    within = [p for p in points if end is None or p[0] <= end - 0.5]
+    return within[-1] if within else points[0]
+
+
+def _alive_by_process(host, duration):
+    """Connections established before each client process's own end, summed, when the sampler
+    split its counts by port and client_times.json says which process used which port and when
+    it exited: several iperf3 processes each time their test from their own last connection, so
+    their ends can be seconds apart. None without those files."""
+    times = host.get('client_times') or {}
+    by_port = host.get('established_by_port')
+    ports = times.get('ports') or []
+    if not by_port or len(ports) != len(times.get('exited_s', [])):
+        return None
+    total = 0
+    for port, exited in zip(ports, times['exited_s']):
+        end = exited if exited is not None else duration
+        total += _last_before(by_port, end)[1].get(port, 0)
+    return total
+
+
 def _alive(hosts, roles, duration):
-    """Established connections in the last sample taken half a second or more before the test's end
-    (summed over roles): at the very end the tools are already closing their connections."""
+    """Established connections at the end of the test, summed over roles (see _last_before);
+    the end is the client's exit (client_times.json), else ``duration`` after the samples began."""
     counts = []
     for role in roles:
-        points = hosts[role].get('established')
+        host = hosts[role]
+        points = host.get('established')
         if not points:
             continue
-        within = [p for p in points if duration is None or p[0] <= duration - 0.5] or points[:1]
-        counts.append(within[-1][1])
+        count = _alive_by_process(host, duration)
+        if count is None:
+            exits = [t for t in (host.get('client_times') or {}).get('exited_s', [])
+                     if t is not None]
+            count = _last_before(points, min(exits) if exits else duration)[1]
+        counts.append(count)
     return _sum(counts)
 
 
@@ -407,6 +473,8 @@ def _raw(host):
         if key == 'established':
             value = {'samples': len(value), 'first': list(value[0]), 'last': list(value[-1]),
                      'max': max(p[1] for p in value)}
+        if key == 'established_by_port':
+            value = {'samples': len(value), 'ports': sorted(set(p for _t, c in value for p in c))}
         raw[key] = value
     return raw
 

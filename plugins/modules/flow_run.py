@@ -29,7 +29,9 @@ description:
   - Files written per host - C(server.txt) or C(client.txt) (tool stdout), C(server.err) or
     C(client.err) (stderr, when any), C(samples.csv) (neper server), C(nstat.txt) (increments
     since the reset, zeros included), C(tc_before.json), C(tc_during.jsonl), C(tc_after.json),
-    C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(capture.pcap) (optional).
+    C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(client_times.json) (when each
+    client process started and exited, on the clock of C(established.txt)),
+    C(capture.pcap) (optional).
   - Tool processes run in their own session with RLIMIT_NOFILE raised to O(nofile) (default the
     hard limit); a flow is one file descriptor, so the hard limit caps the flows of one process.
   - iperf3 takes at most 128 streams per process, so O(tool=iperf3) starts one server and one
@@ -441,6 +443,11 @@ def phase_client(module, p, run_dir):
         pcap_rtt.stop_capture(capture, run_dir)
     fp.after(run_dir, p['netns'], p['devices'])
     rcs = clients.collect()
+    times = clients.times(sampler.t0)
+    if times:
+        if p['tool'] == 'iperf3':
+            times['ports'] = fp.server_ports(p)
+        fp.write_json(os.path.join(run_dir, 'client_times.json'), times)
     reason = reason or clients.failure(rcs, allow_stopped=False)
     clean(run_dir)
     return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,

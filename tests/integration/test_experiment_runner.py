@@ -138,9 +138,15 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
         assert len(clients) == processes
         assert sum(len(c['start']['connected']) for c in clients) == record['flows']
         with open(os.path.join(run_dir, 'receiver', 'established.txt')) as f:
-            est = [[float(x) for x in line.split()] for line in f]
-        assert max(e[1] for e in est) == record['flows'] + processes
-        assert max(e[2] for e in est) > 1000000  # bytes received, from ss's tcp_info
+            est = [line.split() for line in f]
+        assert max(int(e[1]) for e in est) == record['flows'] + processes
+        assert max(int(e[2]) for e in est) > 1000000  # bytes received, from ss's tcp_info
+        if processes > 1:  # and the count of each process's port
+            assert all(sum(int(p.split(':')[1]) for p in e[4:]) == int(e[1]) for e in est), est
+        with open(os.path.join(run_dir, 'sender', 'client_times.json')) as f:
+            times = json.load(f)
+        assert len(times['exited_s']) == processes and None not in times['exited_s'], times
+        assert times['ports'] == [5201 + i for i in range(processes)], times
         during = [json.loads(line) for line in open(os.path.join(run_dir, 'router',
                                                                  'tc_during.jsonl'))]
         assert len(during) >= 3 and any(q['kind'] == 'bfifo' for q in during[-1]['qdiscs'])

@@ -89,8 +89,11 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     # The direct layout left its tbf on the sender; the next forwarding run must not inherit it.
     assert qdisc_kinds(prefix + 'snd', 'eth0')[0] == 'tbf'
     results2 = str(tmp_path / 'results2')
+    # Two iperf3 processes connect their streams one by one, and a SYN lost at the full queue
+    # holds one back a second or more while the other already sends: 10 s leave them a common
+    # stretch to sample.
     again = playbook(PLAYBOOK, inventory=INVENTORY, extra_vars=dict(
-        extra, experiment_results_dir=results2, experiment_flows=[200],
+        extra, experiment_results_dir=results2, experiment_flows=[200], experiment_duration=10,
         netns_lab_run=['forwarding']))
     assert again.rc == 0, again
     assert not os.path.exists(os.path.join(results2, 'netns-direct'))
@@ -98,8 +101,11 @@ def test_one_command_runs_both_layouts(playbook, prefix, tmp_path):
     assert len(records) == 1, records
     record = records[0]
     assert record['status'] == 'ok' and record['local_qdisc_drops'] == 0, record
-    # 200 flows take two iperf3 processes: the aggregate comes from the receiver's samples
+    # 200 flows take two iperf3 processes: the aggregate comes from the receiver's samples, and
+    # each process's flows are counted before its own end
     assert record['throughput_source'] == 'sampled' and record['flows_alive'] == 200, record
+    assert record['per_host']['sender']['client_times']['ports'] == [5201, 5202], record
+    assert record['per_host']['sender']['established_by_port']['ports'] == [5201, 5202], record
     assert 0.9 < record['fraction_of_bottleneck'] <= 1.0, record
     assert 'tbf' not in qdisc_kinds(prefix + 'snd', 'eth0')
 

@@ -113,6 +113,42 @@ def test_several_iperf3_processes_without_byte_samples_say_so(tmp_path):
     assert any('may overstate' in p for p in rec['problems'])
 
 
+def test_each_iperf3_process_is_counted_before_its_own_end():
+    # The sender of a 200-flow run (two iperf3 processes, ports 5201 and 5202, 5 s): the
+    # second process's last streams connected a second later, so it exited at 7.444 s, two
+    # seconds after the first (5.44 s). Each port is counted in the last sample at least half a
+    # second before its own process exited: 5201 at 4.012 s (101), 5202 at 6.012 s (101).
+    host, problems = run_record.read_host(os.path.join(EXPERIMENT, 'fwd_iperf3_F200_sender'))
+    assert problems == []
+    assert host['client_times'] == {'started_s': 0.0, 'exited_s': [5.44, 7.444],
+                                    'ports': [5201, 5202]}
+    assert host['established_by_port'][1] == (1.011, {5201: 101, 5202: 88})
+    assert run_record._alive_by_process(host, 5) == 202
+    assert run_record._alive({'sender': host}, ['sender'], 5) == 202
+
+
+@pytest.mark.parametrize('exited,ports,expected', [
+    # a process that was never seen to exit is counted at the test's nominal end
+    ([3.0, None], [1, 2], 5 + 7),
+    # a port without connections in that sample counts 0
+    ([3.0, 4.6], [1, 3], 5),
+    # ports and processes that do not pair up: no per-process count
+    ([3.0], [1, 2], None),
+])
+def test_alive_by_process_cases(exited, ports, expected):
+    host = {'established_by_port': [(1.0, {1: 5, 2: 6}), (2.0, {1: 5, 2: 7}), (4.0, {1: 0, 2: 7})],
+            'client_times': {'started_s': 0.0, 'exited_s': exited, 'ports': ports}}
+    assert run_record._alive_by_process(host, 5) == expected
+
+
+def test_without_ports_the_first_exit_ends_the_test():
+    host = {'established': [(1.0, 12), (2.0, 11), (4.0, 7)],
+            'client_times': {'started_s': 0.0, 'exited_s': [2.6, 4.9], 'ports': []}}
+    assert run_record._alive({'sender': host}, ['sender'], 5) == 11
+    del host['client_times']
+    assert run_record._alive({'sender': host}, ['sender'], 5) == 7
+
+
 def test_sampled_window_skips_staggered_starts_and_ends():
     # 4000 flows, 32 iperf3 processes through a 100 Mbit tbf: connecting took 14 s, so the
     # processes' own rates add up to 143.8 Mbit/s. From 8.002 (3997 connections, within 1 % of
@@ -140,10 +176,28 @@ def test_sampled_window_cases(points, expected):
     assert run_record._sampled_window(points) == expected
 
 
-@pytest.mark.parametrize('text', ['1.0 3 7\n', '1.0\n', 'x 3\n', '1.0 3 a b\n'])
+@pytest.mark.parametrize('text', ['1.0 3 7\n', '1.0\n', 'x 3\n', '1.0 3 a b\n',
+                                  '1.0 3 5201:3\n', '1.0 3 7 8 5201\n', '1.0 3 7 8 5201:x\n',
+                                  '1.0 3 7 5201:1 8\n', '1.0 3 7 8 5201:1:2\n'])
 def test_established_lines_are_checked(text):
     with pytest.raises(run_record.ParseError, match='established: line 1'):
         run_record._established(text)
+
+
+def test_established_counts_by_port():
+    text = '0.01 0 0 0 5201:0 5202:0\n1.0 102 5000 0 5201:101 5202:1\n2.0 3 9000 0\n'
+    assert run_record._established(text) == [(0.01, 0, 0, 0), (1.0, 102, 5000, 0),
+                                             (2.0, 3, 9000, 0)]
+    assert run_record._established_by_port(text) == [(0.01, {5201: 0, 5202: 0}),
+                                                     (1.0, {5201: 101, 5202: 1})]
+
+
+@pytest.mark.parametrize('content', ['{"exited_s": [1]}', '{"started_s": 0, "exited_s": 3}',
+                                     '{"started_s": 0, "exited_s": ["x"]}',
+                                     '{"started_s": 0, "exited_s": [1], "ports": ["5201"]}', '[]'])
+def test_client_times_are_checked(content):
+    with pytest.raises(run_record.ParseError, match='client_times: not'):
+        run_record._client_times(content)
 
 
 def test_failed_run_keeps_status_reason_and_partial_figures(tmp_path):
