@@ -260,7 +260,6 @@ class Processes(object):
         self.outputs = []
         self.stopped_by_us = False
         self.started = None
-        self.ended = None
         self.exited = {}
 
     def _limits(self):
@@ -292,15 +291,14 @@ class Processes(object):
                 alive.append(proc)
             elif i not in self.exited:
                 self.exited[i] = now
-        if not alive and self.ended is None and self.procs:
-            self.ended = time.time()
         return alive
 
     def wall_s(self):
         """Seconds from the first start to the last exit (so far)."""
         if not self.procs:
             return None
-        return round((self.ended or time.time()) - self.started, 3)
+        ended = max(self.exited.values()) if len(self.exited) == len(self.procs) else time.time()
+        return round(ended - self.started, 3)
 
     def times(self, t0):
         """Start and per-process exit times in seconds since ``t0`` (None: never seen to exit)."""
