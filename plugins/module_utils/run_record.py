@@ -274,17 +274,31 @@ def _per_flow(tool, hosts, receivers, senders):
 
 
 def _last_before(points, end):
-    """The last of ``(t, ...)`` points taken half a second or more before ``end`` (at the very
+    """The last of ``(t, count)`` points taken half a second or more before ``end`` (at the very
     end the tools are already closing their connections); the first when none was."""
     within = [p for p in points if end is None or p[0] <= end - 0.5]
     return within[-1] if within else points[0]
 
 
+def _test_end(points, exited, duration):
+    """When a client's test ended on the sampling clock of its ``(t, count)`` points: when it
+    exited, or ``duration`` after its connections were up (the tools time their tests from
+    there; a client can linger long after, iperf2 with flows stuck in timeouts), whichever came
+    first. The connections count as up from the sample before the count first reached its
+    maximum, so that this end is never later than the real one."""
+    ends = [exited] if exited is not None else []
+    if duration is not None:
+        top = max(count for _t, count in points)
+        first = [count for _t, count in points].index(top)
+        ends.append(points[max(first - 1, 0)][0] + duration)
+    return min(ends) if ends else None
+
+
 def _alive_by_process(host, duration):
-    """Connections established before each client process's own end, summed, when the sampler
-    split its counts by port and client_times.json says which process used which port and when
-    it exited: several iperf3 processes each time their test from their own last connection, so
-    their ends can be seconds apart. None without those files."""
+    """Connections established at the end of each client process's own test, summed, when the
+    sampler split its counts by port and client_times.json says which process used which port
+    and when it exited: several iperf3 processes each time their test from their own last
+    connection, so their ends can be seconds apart. None without those files."""
     times = host.get('client_times') or {}
     by_port = host.get('established_by_port')
     ports = times.get('ports') or []
@@ -292,25 +306,25 @@ def _alive_by_process(host, duration):
         return None
     total = 0
     for port, exited in zip(ports, times['exited_s']):
-        end = exited if exited is not None else duration
-        total += _last_before(by_port, end)[1].get(port, 0)
+        points = [(t, counts.get(port, 0)) for t, counts in by_port]
+        total += _last_before(points, _test_end(points, exited, duration))[1]
     return total
 
 
 def _alive(hosts, roles, duration):
-    """Established connections at the end of the test, summed over roles (see _last_before);
-    the end is the client's exit (client_times.json), else ``duration`` after the samples began."""
+    """Established connections at the end of the test (see _test_end), summed over roles."""
     counts = []
     for role in roles:
         host = hosts[role]
-        points = host.get('established')
-        if not points:
+        if not host.get('established'):
             continue
         count = _alive_by_process(host, duration)
         if count is None:
+            points = [p[:2] for p in host['established']]
             exits = [t for t in (host.get('client_times') or {}).get('exited_s', [])
                      if t is not None]
-            count = _last_before(points, min(exits) if exits else duration)[1]
+            end = _test_end(points, min(exits) if exits else None, duration)
+            count = _last_before(points, end)[1]
         counts.append(count)
     return _sum(counts)
 

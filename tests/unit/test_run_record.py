@@ -116,8 +116,10 @@ def test_several_iperf3_processes_without_byte_samples_say_so(tmp_path):
 def test_each_iperf3_process_is_counted_before_its_own_end():
     # The sender of a 200-flow run (two iperf3 processes, ports 5201 and 5202, 5 s): the
     # second process's last streams connected a second later, so it exited at 7.444 s, two
-    # seconds after the first (5.44 s). Each port is counted in the last sample at least half a
-    # second before its own process exited: 5201 at 4.012 s (101), 5202 at 6.012 s (101).
+    # seconds after the first (5.44 s). Each port is counted at the end of its own process's
+    # test, 5 s after its connections were up: 5201 (up by 0.009 s) at 4.012 s, 101; 5202 (up
+    # by 1.011 s, all 101 seen at 2.015 s) at 5.012 s, 101. A single end for both would miss
+    # one process's flows or catch the other's closing.
     host, problems = run_record.read_host(os.path.join(EXPERIMENT, 'fwd_iperf3_F200_sender'))
     assert problems == []
     assert host['client_times'] == {'started_s': 0.0, 'exited_s': [5.44, 7.444],
@@ -125,6 +127,17 @@ def test_each_iperf3_process_is_counted_before_its_own_end():
     assert host['established_by_port'][1] == (1.011, {5201: 101, 5202: 88})
     assert run_record._alive_by_process(host, 5) == 202
     assert run_record._alive({'sender': host}, ['sender'], 5) == 202
+
+
+def test_a_client_lingering_after_its_test_does_not_move_the_end():
+    # The sender of the direct layout, 1000 flows, iperf2, 15 s: every flow was up at 1.015 s;
+    # 533 were aborted; iperf2's client waited for flows stuck in timeouts and exited at
+    # 33.872 s, when no connection was left. The test ended 15 s after 0.008 s (the sample before
+    # the count reached 1000): the count at 14.013 s.
+    host, problems = run_record.read_host(os.path.join(EXPERIMENT, 'direct_iperf2_F1000_sender'))
+    assert problems == [] and 'established_by_port' not in host
+    assert host['client_times']['exited_s'] == [33.872]
+    assert run_record._alive({'sender': host}, ['sender'], 15) == 628
 
 
 @pytest.mark.parametrize('exited,ports,expected', [
