@@ -53,7 +53,8 @@ SUMMARY_COLUMNS = ('throughput_bps', 'fraction_of_bottleneck', 'flows_aborted', 
 CPU_SHARES = ('busy', 'user', 'system', 'softirq', 'idle')
 RTT_KEYS = ('p50', 'p90', 'p99', 'max', 'count')
 RUN_COLUMNS = ('status', 'reason', 'mode', 'variant', 'flows', 'rep', 'tool', 'duration_s',
-               'bottleneck_rate_bps', 'flows_started') + tuple(m[0] for m in METRICS)
+               'bottleneck_rate_bps', 'flows_started') + tuple(m[0] for m in METRICS) + (
+                   'throughput_source', 'throughput_window_s')
 # (file stem, title, [(flattened key or prefix, panel title)], ylabel, scale, rate line)
 PLOTS = (
     ('throughput', 'Throughput', [('throughput_bps', None)], 'Throughput (Mbit/s)', 1e-6, True),
@@ -122,6 +123,8 @@ def load_metadata(results_dir):
 def flatten(record):
     """Scalar figures of a record: top-level metrics, ``cpu.<role>.<share>``, ``rtt_ms.<key>``."""
     flat = dict((k, record.get(k)) for k in RUN_COLUMNS)
+    if record.get('throughput_source') == 'sampled':
+        flat['throughput_window_s'] = (record.get('throughput_sampled') or {}).get('window_s')
     for role, shares in sorted((record.get('cpu') or {}).items()):
         for share in CPU_SHARES:
             flat['cpu.%s.%s' % (role, share)] = (shares or {}).get(share)
@@ -412,6 +415,17 @@ def sections(results, images):
                 rows.append([str(row['flows']), row['mode'], '%d/%d' % (row['runs_ok'], row['runs_failed'])]
                             + [fmt_stat(k, row[k]) for k in SUMMARY_COLUMNS])
         out.append(('Summary, variant %s' % variant, [('table', header, rows)]))
+    sampled = [r for r in ok if r.get('throughput_source') == 'sampled']
+    if sampled:
+        windows = [r['throughput_window_s'] for r in sampled if r.get('throughput_window_s')]
+        out[0][1].append(('p', '%d of the successful runs ran several iperf3 processes (128 flows '
+                               'each), which time their tests from their own connections: their '
+                               'throughput is the receiver\'s sampled bytes over the stretch in '
+                               'which every flow was up (%s s of tests of %s s; runs.csv, '
+                               'throughput_window_s), not the sum of the processes\' reports.' % (
+                                   len(sampled), '%.1f-%.1f' % (min(windows), max(windows))
+                                   if windows else '?',
+                                   '/'.join(sorted(set('%s' % r['duration_s'] for r in sampled))))))
     if failed:
         out.append(('Failed runs', [('table', ['mode', 'variant', 'flows', 'rep', 'reason', 'run directory'],
                                      [[str(r['mode']), str(r['variant']), str(r['flows']), str(r['rep']),

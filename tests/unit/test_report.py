@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import shutil
 
 import pytest
 
@@ -47,6 +48,7 @@ def test_summary_table_rows_and_ratio(tree):
     assert [r.split('|')[2].strip() for r in rows] == ['baseline', 'zd', 'zd/baseline']
     baseline, zd, ratio = [[c.strip() for c in r.split('|')[1:-1]] for r in rows]
     assert baseline[2] == '2/0' and zd[2] == '2/1'  # runs ok/failed
+    assert 'ran several iperf3 processes' not in md  # every throughput is the tools' own
     assert baseline[3] == '95.6 ± 0.0'  # Mbit/s
     assert baseline[5] == '3735 ± 0' and zd[5] == '0 ± 0'  # aborted flows
     assert ratio[5] == '0.00×'  # aborted flows zd/baseline
@@ -111,3 +113,16 @@ def test_metadata_side_by_side_and_self_contained_html(tree):
 def test_second_run_changes_nothing(tree):
     files, _results = report.build(tree)
     assert report.write(tree, files, check=True) == []
+
+
+def test_sampled_throughput_is_said_and_in_runs_csv(tmp_path):
+    # 160 flows = two iperf3 processes (fixtures/experiment/fwd_iperf3_F160, a 6 s test)
+    root = str(tmp_path / 'results')
+    shutil.copytree(os.path.join(recorded.FIXTURES, 'experiment', 'fwd_iperf3_F160'),
+                    os.path.join(root, 'baseline', 'default', '160', '1'))
+    assert report.main([root]) == 0
+    md = _read(root, 'report.md')
+    assert ('1 of the successful runs ran several iperf3 processes (128 flows each)' in md
+            and '(5.0-5.0 s of tests of 6 s;' in md), md
+    rows = list(csv.DictReader(io.StringIO(_read(root, 'runs.csv'))))
+    assert rows[0]['throughput_source'] == 'sampled' and rows[0]['throughput_window_s'] == '5.001'
