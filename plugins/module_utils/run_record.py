@@ -85,11 +85,6 @@ def _established(text):
     return [point for point, _by_port in _established_lines(text)]
 
 
-def _established_by_port(text):
-    """established.txt -> ``(t, {port: count})`` of the lines that split the count by port."""
-    return [(point[0], by_port) for point, by_port in _established_lines(text) if by_port]
-
-
 def _client_times(text):
     """client_times.json -> ``{'started_s': float, 'exited_s': [float or None, ...],
     'ports': [int, ...]}`` (ports: each process's data port, when known)."""
@@ -158,10 +153,10 @@ def read_host(path, tool=None):
             _read(os.path.join(path, 'cpu_before.txt')), after_text))
     elif os.path.exists(os.path.join(path, 'mpstat.txt')):
         host['cpu'] = attempt('mpstat.txt', cpu.mpstat_usage)
-    points = attempt('established.txt', _established)
-    if points:
-        host['established'] = points
-        by_port = _established_by_port(_read(os.path.join(path, 'established.txt')))
+    lines = attempt('established.txt', lambda text: list(_established_lines(text)))
+    if lines:
+        host['established'] = [point for point, _by_port in lines]
+        by_port = [(point[0], counts) for point, counts in lines if counts]
         if by_port:
             host['established_by_port'] = by_port
     times = attempt('client_times.json', _client_times)

@@ -201,8 +201,8 @@ def test_established_counts_by_port():
     text = '0.01 0 0 0 5201:0 5202:0\n1.0 102 5000 0 5201:101 5202:1\n2.0 3 9000 0\n'
     assert run_record._established(text) == [(0.01, 0, 0, 0), (1.0, 102, 5000, 0),
                                              (2.0, 3, 9000, 0)]
-    assert run_record._established_by_port(text) == [(0.01, {5201: 0, 5202: 0}),
-                                                     (1.0, {5201: 101, 5202: 1})]
+    assert [by_port for _point, by_port in run_record._established_lines(text)] == [
+        {5201: 0, 5202: 0}, {5201: 101, 5202: 1}, {}]
 
 
 @pytest.mark.parametrize('content', ['{"exited_s": [1]}', '{"started_s": 0, "exited_s": 3}',
