@@ -91,8 +91,8 @@ def _client_times(text):
     try:
         times = json.loads(text)
         exited = times['exited_s']
-        numbers = [t is None or isinstance(t, (int, float)) for t in exited]
-        if not isinstance(exited, list) or not all(numbers):
+        if not isinstance(exited, list) or not all(t is None or isinstance(t, (int, float))
+                                                   for t in exited):
             raise ValueError(exited)
         ports = times.get('ports') or []
         if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):

@@ -118,8 +118,8 @@ def test_each_iperf3_process_is_counted_before_its_own_end():
     # second process's last streams connected a second later, so it exited at 7.444 s, two
     # seconds after the first (5.44 s). Each port is counted at the end of its own process's
     # test, 5 s after its connections were up: 5201 (up by 0.009 s) at 4.012 s, 101; 5202 (up
-    # by 1.011 s, all 101 seen at 2.015 s) at 5.012 s, 101. A single end for both would miss
-    # one process's flows or catch the other's closing.
+    # by 1.011 s, all 101 seen at 2.015 s) at 5.012 s, 101. (Here both were up in time for a
+    # single end too; test_alive_by_process_cases has ends that differ.)
     host, problems = run_record.read_host(os.path.join(EXPERIMENT, 'fwd_iperf3_F200_sender'))
     assert problems == []
     assert host['client_times'] == {'started_s': 0.0, 'exited_s': [5.44, 7.444],
