@@ -26,6 +26,10 @@ from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import net
 TOOLS = ('neper', 'iperf3', 'iperf2')
 DEFAULT_PORTS = {'neper': 12866, 'iperf3': 5201, 'iperf2': 5001}
 IPERF3_MAX_STREAMS = 128
+BINARIES = {'neper': 'tcp_stream', 'iperf3': 'iperf3', 'iperf2': 'iperf'}
+# Searched after the PATH when no bin_dir is given: where the collection's neper role installs
+# (its neper_prefix, /opt/neper, + bin).
+FALLBACK_DIRS = {'neper': ('/opt/neper/bin',)}
 
 
 class ProbeError(Exception):
@@ -116,28 +120,49 @@ def _port(address):
     return int(port) if port.isdigit() else None
 
 
-def connections(netns, ports):
-    """Established TCP connections touching one of ``ports`` (all when empty), as ``(count,
-    bytes received, bytes acked, {port: count})``: the bytes summed over them (tcp_info, one
-    line per socket with -O), the count split by which of ``ports`` they touch."""
-    out = _ss_established(netns, ports, '-HtniO')
-    if out is None:
-        return None
+def parse_connections(out, ports):
+    """``ss -HtniO state established`` output -> ``(count, bytes received, bytes acked,
+    {port: count}, {(local, peer): (bytes received, bytes acked)})``: the bytes summed over the
+    connections (tcp_info, one line per socket with -O), the count split by which of ``ports``
+    they touch, and each connection's own bytes."""
     count = 0
     totals = {'received': 0, 'acked': 0}
     by_port = dict((port, 0) for port in ports)
+    each = {}
     for line in out.splitlines():
         fields = line.split()
         if len(fields) < 4:
             continue
         count += 1
+        mine = {'received': 0, 'acked': 0}
         for name, value in _SS_BYTES.findall(line):
             totals[name] += int(value)
+            mine[name] = int(value)
+        each[(fields[2], fields[3])] = (mine['received'], mine['acked'])
         local, peer = _port(fields[2]), _port(fields[3])
         port = local if local in by_port else peer
         if port in by_port:
             by_port[port] += 1
-    return count, totals['received'], totals['acked'], by_port
+    return count, totals['received'], totals['acked'], by_port, each
+
+
+def connections(netns, ports):
+    """Established TCP connections touching one of ``ports`` (all when empty): see
+    parse_connections; None when ss fails."""
+    out = _ss_established(netns, ports, '-HtniO')
+    return None if out is None else parse_connections(out, ports)
+
+
+def syn_sent(netns, ports):
+    """How many TCP sockets wait in SYN-SENT for one of ``ports`` (all when empty)."""
+    argv = ['ss', '-Htn', 'state', 'syn-sent']
+    if ports:
+        terms = []
+        for port in ports:
+            terms += ['dport', '=', ':%d' % port, 'or']
+        argv += ['('] + terms[:-1] + [')']
+    rc, out, err = run(argv, netns)
+    return out.count('\n') if rc == 0 else None
 
 
 def listening(netns, ports, pids):
@@ -164,9 +189,73 @@ def apply_sysctls(sysctls, netns):
 
 # ---- the tools ---------------------------------------------------------------------------------
 
+def find_tool(tool, bin_dir, path=None, fallback=None):
+    """``(path of the tool's binary or None, where it was looked for)``: only ``bin_dir`` when it
+    is given, else the PATH (``path``, default the environment's) and then ``fallback`` (default
+    FALLBACK_DIRS of the tool). ``where`` is ``{'bin_dir': dir}`` or ``{'path': [dirs],
+    'fallback': [dirs]}``."""
+    if bin_dir:
+        where = {'bin_dir': bin_dir}
+        dirs = [bin_dir]
+    else:
+        path = os.environ.get('PATH', '') if path is None else path
+        where = {'path': [d for d in path.split(os.pathsep) if d],
+                 'fallback': list(FALLBACK_DIRS.get(tool, ()) if fallback is None else fallback)}
+        dirs = where['path'] + where['fallback']
+    for directory in dirs:
+        candidate = os.path.join(directory, BINARIES[tool])
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate, where
+    return None, where
+
+
+def tool_not_found(tool, where):
+    """Why ``find_tool`` found nothing, naming bin_dir and the PATH."""
+    name = BINARIES[tool]
+    if 'bin_dir' in where:
+        return '%s not found in bin_dir %s%s (the PATH is not searched when bin_dir is set)' % (
+            name, where['bin_dir'], '' if os.path.isdir(where['bin_dir']) else
+            ', which does not exist')
+    return '%s not found in PATH (%s)%s, and bin_dir is not set' % (
+        name, ':'.join(where['path']) or 'empty', ''.join(' or %s' % d for d in where['fallback']))
+
+
 def tool_binary(tool, bin_dir):
-    name = {'neper': 'tcp_stream', 'iperf3': 'iperf3', 'iperf2': 'iperf'}[tool]
-    return os.path.join(bin_dir, name) if bin_dir else name
+    """The binary to run: what find_tool finds, else its bare name (left to the PATH)."""
+    found, _dirs = find_tool(tool, bin_dir)
+    return found or (os.path.join(bin_dir, BINARIES[tool]) if bin_dir else BINARIES[tool])
+
+
+def link_snapshot(netns):
+    """``{device: {txqueuelen, mtu, qdisc}}`` from ``ip -j link show`` (empty when it fails)."""
+    rc, out, err = run(['ip', '-j', 'link', 'show'], netns)
+    try:
+        links = json.loads(out) if rc == 0 and out.strip() else []
+    except ValueError:
+        links = []
+    return dict((link['ifname'], {'txqueuelen': link.get('txqlen'), 'mtu': link.get('mtu'),
+                                  'qdisc': link.get('qdisc')})
+                for link in links if link.get('ifname'))
+
+
+def egress_route(netns, address):
+    """``ip -j route get ADDRESS`` -> ``{dev, src}`` of the route (None when it fails)."""
+    rc, out, err = run(['ip', '-j', 'route', 'get', address], netns)
+    try:
+        routes = json.loads(out) if rc == 0 and out.strip() else []
+    except ValueError:
+        routes = []
+    if not routes:
+        return None
+    return {'dev': routes[0].get('dev'), 'src': routes[0].get('prefsrc')}
+
+
+def host_snapshot(run_dir, netns, server_address=None):
+    """host.json: the kernel release, every device's txqueuelen, and the route to the server."""
+    data = {'kernelrelease': os.uname()[2], 'devices': link_snapshot(netns)}
+    if server_address:
+        data['egress'] = egress_route(netns, server_address)
+    write_json(os.path.join(run_dir, 'host.json'), data)
 
 
 def iperf3_split(flows):
@@ -177,7 +266,7 @@ def iperf3_split(flows):
 
 def server_commands(p, run_dir):
     """Command lines of the server processes of one run."""
-    binary = tool_binary(p['tool'], p.get('bin_dir'))
+    binary = p.get('binary') or tool_binary(p['tool'], p.get('bin_dir'))
     port = p['port']
     if p['tool'] == 'neper':
         argv = [binary, '-F', str(p['flows']), '-T', str(p['threads']), '-l', str(p['duration']),
@@ -210,7 +299,7 @@ def data_ports(p):
 
 
 def client_commands(p):
-    binary = tool_binary(p['tool'], p.get('bin_dir'))
+    binary = p.get('binary') or tool_binary(p['tool'], p.get('bin_dir'))
     addr, port, cc = p['server_address'], p['port'], p.get('cc')
     if p['tool'] == 'neper':
         argv = [binary, '-c', '-H', addr, '-F', str(p['flows']), '-T', str(p['threads']),
@@ -344,8 +433,11 @@ class Processes(object):
         self.stdout = ''.join(outs)
         return [p.returncode for p in self.procs]
 
-    def failure(self, rcs, allow_stopped):
-        """Reason of failure from exit codes, or None."""
+    def failure(self, rcs, allow_stopped, peer_stopped=False):
+        """Reason of failure from exit codes, or None. ``peer_stopped``: the other side (the
+        client) was stopped, so any exit of these processes is its consequence, not a failure."""
+        if peer_stopped:
+            return None
         bad = [rc for rc in rcs if rc not in (0, None)]
         if self.stopped_by_us and allow_stopped:
             # Stopped on purpose after the test (iperf2 2.1.8 even aborts on SIGINT with many
@@ -368,20 +460,26 @@ class Processes(object):
 # ---- sampling ------------------------------------------------------------------------------------
 
 class Sampler(object):
-    """Samples qdiscs and established connections every ``interval`` s until stopped."""
+    """Samples qdiscs and established connections every ``interval`` s until stopped; with
+    ``connecting``, also the sockets still in SYN-SENT (connecting.txt). Each established
+    connection's bytes are kept and written to flows.txt at the end."""
 
-    def __init__(self, run_dir, netns, devices, ports, interval=1.0, sample_tc=True):
+    def __init__(self, run_dir, netns, devices, ports, interval=1.0, sample_tc=True,
+                 connecting=False):
         self.run_dir = run_dir
         self.netns = netns
         self.devices = devices
         self.ports = ports
         self.interval = interval
         self.sample_tc = sample_tc
+        self.connecting = connecting
         self.event = threading.Event()
         self.thread = None
         self.t0 = None
+        self.flows = {}
+        self.last = None
 
-    def sample_once(self, tc_file, est_file):
+    def sample_once(self, tc_file, est_file, syn_file):
         if self.sample_tc:
             t = round(time.time() - self.t0, 3)
             tc_file.write(json.dumps({'t': t, 'qdiscs': tc_qdiscs(self.netns, self.devices)},
@@ -393,23 +491,43 @@ class Sampler(object):
         found = connections(self.netns, self.ports)
         t = round((before + time.time()) / 2 - self.t0, 3)
         if found is not None:
-            count, received, acked, by_port = found
+            count, received, acked, by_port, each = found
             # several tool processes (iperf3), one port each: their counts, to tell apart
             ports = ''.join(' %d:%d' % item for item in sorted(by_port.items())) \
                 if len(by_port) > 1 else ''
             est_file.write('%s %d %d %d%s\n' % (t, count, received, acked, ports))
             est_file.flush()
+            for key, (conn_received, conn_acked) in each.items():
+                seen = self.flows.setdefault(key, [t, t, 0, 0])
+                seen[1:] = [t, conn_received, conn_acked]
+            self.last = {'t': t, 'established': count}
+        if syn_file is not None:
+            waiting = syn_sent(self.netns, self.ports)
+            if waiting is not None:
+                t = round(time.time() - self.t0, 3)
+                syn_file.write('%s %d\n' % (t, waiting))
+                syn_file.flush()
+                self.last = dict(self.last or {}, syn_sent=waiting)
 
     def loop(self):
+        syn_path = os.path.join(self.run_dir, 'connecting.txt')
         with open(os.path.join(self.run_dir, 'tc_during.jsonl'), 'w') as tc_file, \
-                open(os.path.join(self.run_dir, 'established.txt'), 'w') as est_file:
+                open(os.path.join(self.run_dir, 'established.txt'), 'w') as est_file, \
+                open(syn_path if self.connecting else os.devnull, 'w') as syn_file:
             while True:
                 start = time.time()
-                self.sample_once(tc_file, est_file)
+                self.sample_once(tc_file, est_file, syn_file if self.connecting else None)
                 if self.event.wait(max(0.0, self.interval - (time.time() - start))):
                     break
         if not self.sample_tc:
             os.unlink(os.path.join(self.run_dir, 'tc_during.jsonl'))
+        self.write_flows()
+
+    def write_flows(self):
+        lines = ['# local peer first_seen_s last_seen_s bytes_received bytes_acked\n']
+        lines += ['%s %s %s %s %d %d\n' % ((local, peer) + tuple(seen))
+                  for (local, peer), seen in sorted(self.flows.items())]
+        write(os.path.join(self.run_dir, 'flows.txt'), ''.join(lines))
 
     def start(self, t0=None):
         self.t0 = t0 or time.time()
@@ -423,8 +541,9 @@ class Sampler(object):
             self.thread.join(30)
 
 
-def before(run_dir, netns, devices, sysctls):
+def before(run_dir, netns, devices, sysctls, server_address=None):
     apply_sysctls(sysctls, netns)
+    host_snapshot(run_dir, netns, server_address)
     nstat_reset(run_dir, netns)
     tc_snapshot(run_dir, 'tc_before.json', netns, devices)
     cpu_snapshot(run_dir, 'cpu_before.txt')

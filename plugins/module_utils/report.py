@@ -7,6 +7,11 @@ Runs are grouped by (variant, flows, mode); each figure is the mean over the rep
 succeeded, with the standard deviation and min-max. Failed runs are listed, never averaged.
 A mode/baseline ratio is shown only where both sides have data and the baseline is not 0.
 
+The report starts with metadata.json's ``notes`` and, when the experiment has a mode besides the
+baseline, with that mode's effect: per flow count the figures zD is about side by side with
+their ratio, runs that cannot show the effect (zd_checks: layout guard, queue never filled) or
+whose client was stopped marked, and the kernels compared.
+
 Plots need matplotlib (Agg backend) in the Python that runs this: the controller's, for the
 experiment_report module. Entry point for a shell wrapper: ``main(argv)``, e.g.
 ``python -m ansible_collections.zerodrop.testbed.plugins.module_utils.report RESULTS_DIR``.
@@ -43,18 +48,27 @@ METRICS = (
     ('ecn_marks', 'ECN marks (RED marked)', 'packets', 1, '%.0f'),
     ('ecn_ce_pkts', 'CE packets received (IpExtInCEPkts)', 'packets', 1, '%.0f'),
     ('listen_overflows', 'Listen overflows', 'events', 1, '%.0f'),
-    ('conn_failures', 'Connection failures (TcpAttemptFails)', 'connections', 1, '%.0f'),
+    ('connect_failures', 'Failed connections (TcpAttemptFails: SYN timeouts, refused)',
+     'connections', 1, '%.0f'),
+    ('syn_retrans', 'SYN retransmissions (TcpExtTCPSynRetrans)', 'segments', 1, '%.0f'),
+    ('connect_attempts', 'Connections attempted (TcpActiveOpens)', 'connections', 1, '%.0f'),
+    ('flows_connected', 'Flows connected', 'flows', 1, '%.0f'),
+    ('flows_stalled_connect', 'Flows stalled in SYN-SENT at the end', 'flows', 1, '%.0f'),
     ('backlog_max_bytes', 'Bottleneck backlog, max sampled', 'kB', 1e-3, '%.1f'),
 )
 METRIC = dict((m[0], m) for m in METRICS)
 SUMMARY_COLUMNS = ('throughput_bps', 'fraction_of_bottleneck', 'flows_aborted', 'flows_zero_bytes',
                    'jain_index', 'retrans_segs', 'rto_count', 'local_qdisc_drops',
-                   'bottleneck_drops', 'ecn_marks', 'conn_failures')
+                   'bottleneck_drops', 'ecn_marks', 'connect_failures')
+# The zD effect, in the order the first section shows it.
+EFFECT_FIGURES = ('local_qdisc_drops', 'throughput_bps', 'fraction_of_bottleneck',
+                  'connect_failures', 'flows_stalled_connect', 'rto_count', 'retrans_segs',
+                  'flows_zero_bytes', 'flows_aborted', 'jain_index')
 CPU_SHARES = ('busy', 'user', 'system', 'softirq', 'idle')
 RTT_KEYS = ('p50', 'p90', 'p99', 'max', 'count')
 RUN_COLUMNS = ('status', 'reason', 'mode', 'variant', 'flows', 'rep', 'tool', 'duration_s',
                'bottleneck_rate_bps', 'flows_started') + tuple(m[0] for m in METRICS) + (
-                   'throughput_source', 'throughput_window_s')
+                   'throughput_source', 'throughput_window_s', 'client_stopped', 'not_comparable')
 # (file stem, title, [(flattened key or prefix, panel title)], ylabel, scale, rate line)
 PLOTS = (
     ('throughput', 'Throughput', [('throughput_bps', None)], 'Throughput (Mbit/s)', 1e-6, True),
@@ -72,8 +86,10 @@ PLOTS = (
      'RTOs', 1, False),
     ('local_qdisc_drops', 'Sender-side (local) qdisc drops', [('local_qdisc_drops', None)],
      'Drops (packets/skbs)', 1, False),
-    ('conn_failures', 'Connection failures (TcpAttemptFails)', [('conn_failures', None)],
+    ('connect_failures', 'Failed connections (TcpAttemptFails)', [('connect_failures', None)],
      'Failed connections', 1, False),
+    ('flows_stalled_connect', 'Flows stalled in SYN-SENT at the end of the test',
+     [('flows_stalled_connect', None)], 'Flows', 1, False),
     ('ecn_marks', 'ECN marks (RED marked)', [('ecn_marks', None)], 'Marked packets', 1, False),
     ('cpu', 'CPU busy per host role (% of all CPUs)', [('cpu.', 'busy')], 'CPU busy (%)', 1, False),
     ('rtt', 'RTT percentiles', [('rtt_ms.p50', 'p50'), ('rtt_ms.p90', 'p90'), ('rtt_ms.p99', 'p99')],
@@ -123,6 +139,10 @@ def load_metadata(results_dir):
 def flatten(record):
     """Scalar figures of a record: top-level metrics, ``cpu.<role>.<share>``, ``rtt_ms.<key>``."""
     flat = dict((k, record.get(k)) for k in RUN_COLUMNS)
+    if flat['connect_failures'] is None:  # result.json before the name changed
+        flat['connect_failures'] = record.get('conn_failures')
+    flat['not_comparable'] = '; '.join(record.get('not_comparable') or []) or None
+    flat['notes'] = '; '.join(record.get('notes') or []) or None
     if record.get('throughput_source') == 'sampled':
         flat['throughput_window_s'] = (record.get('throughput_sampled') or {}).get('window_s')
     for role, shares in sorted((record.get('cpu') or {}).items()):
@@ -288,7 +308,7 @@ def metadata_tables(metadata, modes):
             rows.append([field] + [_short(((per_mode.get(mode) or {}).get('hosts', {}).get(role) or {})
                                           .get(field, '—'), 300) for mode in modes])
         tables.append(('Host role `%s`' % role, ['field'] + list(modes), rows))
-    rest = dict((k, _trimmed(v)) for k, v in metadata.items() if k != 'modes')
+    rest = dict((k, _trimmed(v)) for k, v in metadata.items() if k not in ('modes', 'notes'))
     return tables, rest
 
 
@@ -388,19 +408,136 @@ def runs_csv(results):
     return out.getvalue()
 
 
+def flags(results):
+    """Runs to be read with care, in run order: ``[(mark, run, [why, ...])]`` - those that cannot
+    show zD's effect (result.json not_comparable) and those whose client was stopped."""
+    found = []
+    for run in results.runs:
+        why = [run['not_comparable']] if run.get('not_comparable') else []
+        if run.get('client_stopped'):
+            why.append(run.get('notes') or 'the client was stopped at the end of the test')
+        if why:
+            found.append((_mark(len(found)), run, why))
+    return found
+
+
+def _mark(index):
+    letters = 'abcdefghijklmnopqrstuvwxyz'
+    return letters[index % 26] * (index // 26 + 1)
+
+
+def _marks(marked, variant, flows, mode):
+    names = [mark for mark, run, _why in marked if str(run['variant']) == variant
+             and run['flows'] == flows and run['mode'] == mode]
+    return (' (flagged: %s)' % ', '.join(names)) if names else ''
+
+
+def effect_rows(results, mode, variant, marked):
+    """Per flow count: the runs, then each of EFFECT_FIGURES for the baseline and ``mode`` side
+    by side with their ratio."""
+    base = results.baseline
+    rows = []
+    for flows in results.flows(variant):
+        counts = [results.counts(variant, flows, m) for m in (base, mode)]
+        if not any(ok or failed for ok, failed in counts):
+            continue
+        rows.append([str(flows), 'runs ok/failed'] + [
+            '%d/%d%s' % (ok, failed, _marks(marked, variant, flows, m))
+            for (ok, failed), m in zip(counts, (base, mode))] + [''])
+        for key in EFFECT_FIGURES:
+            values = [results.group(variant, flows, m, key) for m in (base, mode)]
+            rows.append([str(flows), column_title(key), fmt_stat(key, values[0]),
+                         fmt_stat(key, values[1]), fmt_ratio(ratio(values[1], values[0]))])
+    return rows
+
+
+def _short_hash(value):
+    return value[:12] if value else '—'
+
+
+def kernel_blocks(metadata, modes, baseline):
+    """The kernels of the modes and whether their configs differ only in LOCALVERSION."""
+    kernels = metadata.get('kernels') or {}
+    if not kernels:
+        return [('p', 'Kernels: not recorded (metadata.json has no kernels).')]
+    header = ['mode', 'kernel', 'zD branch', 'release', 'commit', 'config sha256',
+              'without LOCALVERSION', 'from']
+    rows = []
+    for mode in modes:
+        k = kernels.get(mode) or {}
+        rows.append([str(mode), str(k.get('name') or k.get('preset') or '—'),
+                     str(k.get('branch') or '—'), str(k.get('kernelrelease') or '—'),
+                     _short_hash(k.get('commit')), _short_hash(k.get('config_sha256')),
+                     _short_hash(k.get('config_sha256_without_localversion')),
+                     str(k.get('source') or '—')])
+    blocks = [('table', header, rows)]
+    for mode, comparison in sorted((metadata.get('kernel_comparison') or {}).items()):
+        if mode not in modes:
+            continue
+        same = comparison.get('identical_apart_from_localversion')
+        if same is None:
+            text = 'unknown (%s)' % (comparison.get('reason') or 'no config files')
+        elif same:
+            text = 'yes'
+        else:
+            differing = comparison.get('differing') or []
+            text = 'no, %d symbol(s) differ: %s' % (len(differing), ', '.join(
+                '%s (%s %s, %s %s)' % (d['symbol'], baseline, d['a'] or 'not set', mode,
+                                       d['b'] or 'not set') for d in differing[:30]))
+            if len(differing) > 30:
+                text += ', ... (all in metadata.json)'
+        blocks.append(('p', 'Configs of %s and %s identical apart from LOCALVERSION: %s.'
+                       % (baseline, mode, text)))
+    return blocks
+
+
+def effect_sections(results, marked):
+    """One section per mode besides the baseline: its effect, then the kernels."""
+    out = []
+    others = [m for m in results.modes if m != results.baseline]
+    if results.baseline not in results.modes:
+        return out
+    for mode in others:
+        blocks = [('p', 'Per flow count, %s against %s: means over the successful repetitions '
+                        'and the ratio %s/%s. Flagged runs are listed under the table.'
+                   % (mode, results.baseline, mode, results.baseline))]
+        for variant in results.variants:
+            if len(results.variants) > 1:
+                blocks.append(('p', 'Variant %s' % variant))
+            blocks.append(('table', ['flows', 'figure', results.baseline, mode,
+                                     '%s/%s' % (mode, results.baseline)],
+                           effect_rows(results, mode, variant, marked)))
+        for mark, run, why in marked:
+            if run['mode'] in (mode, results.baseline):
+                blocks.append(('p', '%s: %s, %s flows, variant %s, rep %s: %s' % (
+                    mark, run['mode'], run['flows'], run['variant'], run['rep'], '; '.join(why))))
+        blocks += kernel_blocks(results.metadata, [results.baseline, mode], results.baseline)
+        out.append(('Effect of %s against %s' % (mode, results.baseline), blocks))
+    return out
+
+
 def sections(results, images):
     """The report as (heading, blocks); blocks are ('p', text), ('table', header, rows),
     ('img', path, title) or ('pre', text). Rendered to Markdown and to HTML."""
     ok, failed = results.ok(), results.failed()
     experiment = results.metadata.get('experiment') or os.path.basename(
         os.path.normpath(results.results_dir))
-    out = [('Experiment report: %s' % experiment, [
-        ('p', '%d runs: %d ok, %d failed. Modes: %s (baseline: %s). Variants: %s.' % (
-            len(results.runs), len(ok), len(failed), ', '.join(map(str, results.modes)) or 'none',
-            results.baseline, ', '.join(results.variants) or 'none')),
+    baseline_only = results.modes == [results.baseline]
+    notes = [('p', str(note)) for note in results.metadata.get('notes') or []]
+    if baseline_only and not notes:
+        notes = [('p', 'Baseline only: no other mode ran, and no reason was recorded '
+                       '(experiment_notes).')]
+    marked = flags(results)
+    out = [('Experiment report: %s%s' % (experiment, ' (baseline only)' if baseline_only else ''),
+            notes + [
+        ('p', '%d runs: %d ok, %d failed, %d flagged. Modes: %s (baseline: %s). Variants: %s.' % (
+            len(results.runs), len(ok), len(failed), len(marked),
+            ', '.join(map(str, results.modes)) or 'none', results.baseline,
+            ', '.join(results.variants) or 'none')),
         ('p', 'Figures are means over the successful repetitions, ± the sample standard deviation '
               'when there are two or more; "—" means not captured or not computable. A ratio is '
               'shown only where both modes have data. Every run is in runs.csv.')])]
+    out += effect_sections(results, marked)
     summary = results.summary()
     for variant in results.variants:
         header = ['flows', 'mode', 'runs ok/failed'] + [column_title(k) for k in SUMMARY_COLUMNS]
@@ -432,6 +569,12 @@ def sections(results, images):
                                       for r in failed])]))
     else:
         out.append(('Failed runs', [('p', 'None.')]))
+    if marked:
+        out.append(('Flagged runs', [('table', ['mark', 'mode', 'variant', 'flows', 'rep', 'why',
+                                                'run directory'],
+                                      [[mark, str(r['mode']), str(r['variant']), str(r['flows']),
+                                        str(r['rep']), '; '.join(why), r['run_dir']]
+                                       for mark, r, why in marked])]))
     problems = [r for r in results.runs if r['problems']]
     if problems:
         out.append(('Input problems', [('table', ['run directory', 'problems'],

@@ -18,14 +18,16 @@ import os
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import (
     ParseError, cpu, iperf2, iperf3, neper, neper_samples, nstat, rtt, tc_stats)
-from ansible_collections.zerodrop.testbed.plugins.module_utils import units
+from ansible_collections.zerodrop.testbed.plugins.module_utils import units, zd_checks
 
 RECORD_KEYS = (
     'status', 'reason', 'mode', 'variant', 'flows', 'rep', 'tool', 'duration_s', 'throughput_bps',
     'bottleneck_rate_bps', 'fraction_of_bottleneck', 'flows_started', 'flows_alive',
     'flows_aborted', 'flows_zero_bytes', 'jain_index', 'retrans_segs', 'rto_count',
     'local_qdisc_drops', 'bottleneck_drops', 'ecn_marks', 'ecn_ce_pkts', 'listen_overflows',
-    'conn_failures', 'cpu', 'rtt_ms', 'backlog_max_bytes')
+    'connect_attempts', 'connect_failures', 'syn_retrans', 'flows_connected',
+    'flows_stalled_connect', 'client_stopped', 'cpu', 'rtt_ms', 'backlog_max_bytes', 'notes',
+    'zd_branch', 'layout_check', 'queue_check', 'not_comparable')
 
 TOOLS = ('neper', 'iperf3', 'iperf2')
 # root qdiscs that limit a rate: where run.json does not say, the one device with such a root
@@ -97,10 +99,57 @@ def _client_times(text):
         ports = times.get('ports') or []
         if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
             raise ValueError(ports)
-        return {'started_s': float(times['started_s']), 'exited_s': exited, 'ports': ports}
+        stopped = times.get('stopped_s')
+        return {'started_s': float(times['started_s']), 'exited_s': exited, 'ports': ports,
+                'stopped_s': None if stopped is None else float(stopped)}
     except (ValueError, KeyError, TypeError) as e:
         raise ParseError('client_times: not {"started_s": seconds, "exited_s": [seconds or '
-                         'null, ...], "ports": [port, ...]}: %s' % e)
+                         'null, ...], "ports": [port, ...], "stopped_s": seconds or null}: %s' % e)
+
+
+def _flows(text):
+    """flows.txt -> ``[(local, peer, first_seen_s, last_seen_s, bytes_received, bytes_acked)]``."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith('#'):
+            continue
+        try:
+            if len(fields) != 6:
+                raise ValueError(line)
+            found.append((fields[0], fields[1], float(fields[2]), float(fields[3]),
+                          int(fields[4]), int(fields[5])))
+        except ValueError:
+            raise ParseError('flows: line %d is not "local peer first_seen_s last_seen_s '
+                             'bytes_received bytes_acked": %r' % (number, line))
+    return found
+
+
+def _connecting(text):
+    """connecting.txt -> ``[(t, sockets in SYN-SENT)]``."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith('#'):
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError(line)
+            found.append((float(fields[0]), int(fields[1])))
+        except ValueError:
+            raise ParseError('connecting: line %d is not "t count": %r' % (number, line))
+    return found
+
+
+def _host_json(text):
+    """host.json -> ``{'kernelrelease', 'devices': {dev: {txqueuelen, mtu, qdisc}}, 'egress'}``."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get('devices', {}), dict):
+            raise ValueError('not an object with "devices"')
+        return data
+    except (ValueError, TypeError) as e:
+        raise ParseError('host: not {"kernelrelease": ..., "devices": {...}}: %s' % e)
 
 
 def read_host(path, tool=None):
@@ -131,7 +180,13 @@ def read_host(path, tool=None):
     counters = attempt('nstat.txt', nstat.parse)
     if counters is not None:
         host['nstat'] = nstat.nonzero(counters)
-    before = attempt('tc_before.json', tc_stats.parse)
+        host['_nstat_names'] = set(counters)
+
+    def parse_before(text):
+        host['_tc_before'] = tc_stats.load(text)
+        return tc_stats.parse(host['_tc_before'])
+
+    before = attempt('tc_before.json', parse_before)
     after = attempt('tc_after.json', tc_stats.parse)
     if after is not None:
         deltas = tc_stats.delta(before or [], after)
@@ -144,7 +199,10 @@ def read_host(path, tool=None):
         }
         if before is None:
             problems.append('%s/tc_before.json: missing; qdisc counters are totals since creation' % role)
-    during = attempt('tc_during.jsonl', tc_stats.parse_samples)
+    raw_during = attempt('tc_during.jsonl', tc_stats.load_samples)
+    if raw_during:
+        host['_tc_samples'] = raw_during
+    during = [(t, tc_stats.parse(qdiscs)) for t, qdiscs in raw_during or []]
     if during:
         devices = sorted(set(q['dev'] for _t, qs in during for q in qs))
         host['backlog_max_bytes'] = dict((d, tc_stats.backlog_max(during, [d])) for d in devices)
@@ -162,6 +220,15 @@ def read_host(path, tool=None):
     times = attempt('client_times.json', _client_times)
     if times is not None:
         host['client_times'] = times
+    flows = attempt('flows.txt', _flows)
+    if flows is not None:
+        host['flows'] = flows
+    connecting = attempt('connecting.txt', _connecting)
+    if connecting is not None:
+        host['connecting'] = connecting
+    facts = attempt('host.json', _host_json)
+    if facts is not None:
+        host['host'] = facts
     samples_ms = attempt('rtt.txt', rtt.parse)
     if samples_ms is not None:
         host['rtt_samples'] = samples_ms
@@ -180,6 +247,12 @@ def _sides(hosts):
 
 def _counter(hosts, roles, name):
     return _sum([hosts[r]['nstat'].get(name, 0) for r in roles if 'nstat' in hosts[r]])
+
+
+def _counter_if_known(hosts, roles, name):
+    """_counter, but None when no role's nstat has that counter at all (older kernels)."""
+    known = [r for r in roles if name in hosts[r].get('_nstat_names', ())]
+    return _counter(hosts, known, name) if known else None
 
 
 def _bottleneck_rate(run):
@@ -253,11 +326,17 @@ def _per_flow(tool, hosts, receivers, senders):
     seen = False
     for role in receivers:
         host = hosts[role]
-        if 'samples_flow_bytes' in host:
+        if host.get('samples_flow_bytes'):
             flows.extend(host['samples_flow_bytes'])
             seen = True
         elif 'server' in host and 'per_flow_bytes' in host['server']:
             flows.extend(host['server']['per_flow_bytes'])
+            seen = True
+        elif tool == 'neper' and 'flows' in host:
+            # neper writes no samples when its client is stopped: the sampler's own bytes
+            flows.extend(flow[4] for flow in host['flows'])
+            seen = True
+        elif 'samples_flow_bytes' in host:
             seen = True
     if not seen and tool == 'iperf3':
         for role in senders:
@@ -324,6 +403,41 @@ def _alive(hosts, roles, duration):
     return _sum(counts)
 
 
+def _client_end(host):
+    """When the client stopped or its first process exited (sampling clock), or None."""
+    times = host.get('client_times') or {}
+    if times.get('stopped_s') is not None:
+        return times['stopped_s']
+    exits = [t for t in times.get('exited_s', []) if t is not None]
+    return min(exits) if exits else None
+
+
+def _stalled_connect(hosts, roles):
+    """Sockets in SYN-SENT at the senders' last sample half a second or more before the client
+    ended (connecting.txt), summed; None without samples."""
+    counts = []
+    for role in roles:
+        points = hosts[role].get('connecting')
+        if points:
+            counts.append(_last_before(points, _client_end(hosts[role]))[1])
+    return _sum(counts)
+
+
+def _connected(hosts, roles, tool):
+    """Data connections the senders saw established at least once (flows.txt), less iperf3's
+    control connections; None without flows.txt."""
+    counts = []
+    for role in roles:
+        host = hosts[role]
+        if 'flows' not in host:
+            continue
+        count = len(host['flows'])
+        if tool == 'iperf3':
+            count = max(count - (_processes(hosts, [role], 'client') or 0), 0)
+        counts.append(count)
+    return _sum(counts)
+
+
 def _processes(hosts, roles, side):
     """How many tool processes ran on ``side`` (client or server) of ``roles``; one when unsaid."""
     return _sum([hosts[r][side].get('processes') or 1 for r in roles if side in hosts[r]])
@@ -364,6 +478,66 @@ def _find_bottleneck(run, hosts):
     return None, None, None
 
 
+def _sender_egress(run, hosts, senders):
+    """``(role, device)`` the sender's traffic leaves by: its route to the server (host.json),
+    else the bottleneck's device when the bottleneck is a sender's; Nones when unknown."""
+    for role in senders:
+        egress = (hosts[role].get('host') or {}).get('egress') or {}
+        if egress.get('dev'):
+            return role, egress['dev']
+    role, device, _source = _find_bottleneck(run, hosts)
+    if role in senders:
+        return role, device
+    return None, None
+
+
+def _txqueuelen(host, device):
+    devices = (host.get('host') or {}).get('devices') or {}
+    return (devices.get(device) or {}).get('txqueuelen')
+
+
+def _zd_guard(run, hosts, senders):
+    """``(zD branch, layout check, queue check, not-comparable reasons)`` of a run (see
+    zd_checks): the branch from run.json (``zd_branch``), else from the senders' kernel release."""
+    if 'zd_branch' in run:
+        branch = run['zd_branch']
+    else:
+        releases = [(hosts[r].get('host') or {}).get('kernelrelease') for r in senders]
+        branch = next((zd_checks.branch_of(r) for r in releases if zd_checks.branch_of(r)), None)
+    s_role, s_dev = _sender_egress(run, hosts, senders)
+    layout = None
+    if branch:
+        role, device = s_role, s_dev
+        if branch.startswith('physical'):
+            role, device, _source = _find_bottleneck(run, hosts)
+            if role in senders:
+                role = device = None
+        if role is None or role not in hosts:
+            layout = {'branch': branch, 'device': device, 'ok': False, 'found': None,
+                      'reason': '%s acts on %s, and no such device is known for this run'
+                                % (branch, "the hypervisor's tap" if branch.startswith('physical')
+                                   else "the sender's egress")}
+        else:
+            tree = hosts[role].get('_tc_before') or next(
+                (qdiscs for _t, qdiscs in hosts[role].get('_tc_samples') or []), [])
+            layout = zd_checks.layout_check(branch, tree, device,
+                                            _txqueuelen(hosts[role], device))
+    queue = None
+    if s_role is not None and hosts[s_role].get('_tc_samples'):
+        qdisc = hosts[s_role].get('qdisc') or {}
+        name = device_name(qdisc.get('devices', {}), s_dev)
+        dropped = qdisc['devices'][name]['drops'] if name is not None else None
+        queue = zd_checks.queue_check(hosts[s_role]['_tc_samples'], s_dev,
+                                      _txqueuelen(hosts[s_role], s_dev), dropped)
+    reasons = []
+    if layout and not layout['ok']:
+        reasons.append('not comparable: the bottleneck tree cannot engage zD\'s %s branch: %s'
+                       % (branch, layout['reason']))
+    if queue and not queue['filled']:
+        reasons.append(queue['reason'])
+    return branch, layout, queue, reasons
+
+
 def build(run, hosts, problems):
     """The record from run.json's content and the parsed hosts."""
     params = run.get('params') or {}
@@ -382,7 +556,18 @@ def build(run, hosts, problems):
     flows, threshold = _per_flow(tool, hosts, receivers, senders)
     flow_summary = neper_samples.summarize_flows(flows, threshold) if flows is not None else None
     b_role, b_dev, b_source = _find_bottleneck(run, hosts)
-    if tool == 'iperf3':
+    stopped = bool(run.get('client_stopped')) or any(
+        (hosts[r].get('client_times') or {}).get('stopped_s') is not None for r in senders)
+    notes = list(run.get('notes') or [])
+    if stopped:
+        # the tool's own figure covers a test that never ended as planned
+        if sampled is not None:
+            throughput, throughput_source = sampled['bps'], 'sampled'
+        else:
+            throughput, throughput_source = None, None
+            problems = problems + ['the client was stopped and the receiver\'s samples have no '
+                                   'stretch with the connections up: no throughput']
+    elif tool == 'iperf3':
         servers = [hosts[r]['server'] for r in receivers if 'server' in hosts[r]]
         if any((srv.get('processes') or 1) > 1 for srv in servers):
             # Each process times its own test from its own start: their windows need not
@@ -413,10 +598,10 @@ def build(run, hosts, problems):
     if alive is None and started is not None and aborted is not None:
         alive = started - aborted
 
-    conn_failures = _counter(hosts, senders, 'TcpAttemptFails')
-    if conn_failures is None:
-        conn_failures = _sum([hosts[r]['client'].get('connect_errors') for r in senders
-                              if 'client' in hosts[r]])
+    connect_failures = _counter(hosts, senders, 'TcpAttemptFails')
+    if connect_failures is None:
+        connect_failures = _sum([hosts[r]['client'].get('connect_errors') for r in senders
+                                 if 'client' in hosts[r]])
 
     reds = [h['qdisc']['total']['marked'] for h in hosts.values() if 'qdisc' in h]
     if b_role is not None and b_dev is not None:
@@ -427,6 +612,11 @@ def build(run, hosts, problems):
         bottleneck_drops = None
         backlogs = [v for h in hosts.values() for v in (h.get('backlog_max_bytes') or {}).values()]
         backlog = max(backlogs) if backlogs else None
+
+    branch, layout, queue, not_comparable = _zd_guard(run, hosts, senders)
+    connected = _connected(hosts, senders, tool)
+    if stopped and connected == 0:
+        not_comparable.append('not comparable: the client was stopped before any flow connected')
 
     rtt_samples = [s for h in hosts.values() for s in h.get('rtt_samples', [])]
     has_rtt = any('rtt_samples' in h for h in hosts.values())
@@ -455,7 +645,18 @@ def build(run, hosts, problems):
         'ecn_marks': _sum(reds),
         'ecn_ce_pkts': _counter(hosts, receivers, 'IpExtInCEPkts'),
         'listen_overflows': _counter(hosts, receivers, 'TcpExtListenOverflows'),
-        'conn_failures': conn_failures,
+        'connect_attempts': _counter(hosts, senders, 'TcpActiveOpens'),
+        'connect_failures': connect_failures,
+        'syn_retrans': _counter_if_known(hosts, senders, 'TcpExtTCPSynRetrans'),
+        'flows_connected': connected,
+        'flows_stalled_connect': _stalled_connect(hosts, senders),
+        'client_stopped': stopped,
+        'notes': notes,
+        'zd_branch': branch,
+        'kernel': run.get('kernel'),
+        'layout_check': layout,
+        'queue_check': queue,
+        'not_comparable': not_comparable,
         'cpu': dict((r, h['cpu']) for r, h in sorted(hosts.items()) if h.get('cpu')) or None,
         'rtt_ms': rtt.summary(rtt_samples) if has_rtt else None,
         'backlog_max_bytes': backlog,
@@ -475,8 +676,14 @@ def _raw(host):
     """What a host contributed, without the bulky per-flow and per-sample lists."""
     raw = {}
     for key, value in host.items():
-        if key in ('samples_flow_bytes', 'rtt_samples'):
+        if key in ('samples_flow_bytes', 'rtt_samples') or key.startswith('_'):
             continue
+        if key == 'flows':
+            value = {'connections': len(value), 'bytes_received': sum(f[4] for f in value),
+                     'bytes_acked': sum(f[5] for f in value)}
+        if key == 'connecting':
+            value = {'samples': len(value), 'max': max([c for _t, c in value] or [0]),
+                     'last': list(value[-1]) if value else None}
         if key in ('client', 'server'):
             value = dict((k, v) for k, v in value.items() if k != 'per_flow_bytes')
         if key == 'established':

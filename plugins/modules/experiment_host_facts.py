@@ -17,9 +17,10 @@ author:
 description:
   - Reads, without changing anything, what makes a host's results reproducible - the kernel
     (release, C(/proc/version), and the kernel build's C(metadata.json) when one is found),
-    sysctls, the qdiscs (C(tc -j qdisc show)), the Open vSwitch bridges and ports when
-    C(ovs-vsctl) answers, the traffic tools' versions and the file-descriptor limit.
-  - Sysctls and qdiscs are read inside O(netns) when given.
+    sysctls, the qdiscs (C(tc -j qdisc show)), each device's txqueuelen and MTU
+    (C(ip -j link show)), the Open vSwitch bridges and ports when C(ovs-vsctl) answers, the
+    traffic tools' versions and paths, and the file-descriptor limit.
+  - Sysctls, qdiscs and devices are read inside O(netns) when given.
 options:
   netns:
     description: Network namespace to read sysctls and qdiscs in.
@@ -44,7 +45,9 @@ options:
     description: OVSDB socket for C(ovs-vsctl --db); the default database when unset.
     type: str
   bin_dir:
-    description: Directory of the neper binaries (searched before the PATH).
+    description:
+      - Directory of the tools' binaries, searched before the PATH; neper's tcp_stream is then
+        looked for in C(/opt/neper/bin), where the collection's C(neper) role installs it.
     type: path
 attributes:
   check_mode:
@@ -82,6 +85,16 @@ tools:
   description: First line of each tool's version output (null when not installed).
   returned: always
   type: dict
+tool_paths:
+  description: Where each tool was found (null when not installed).
+  returned: always
+  type: dict
+  sample: {neper: /opt/neper/bin/tcp_stream, iperf3: /usr/bin/iperf3, iperf2: null}
+devices:
+  description: Per network device, C(txqueuelen), C(mtu) and C(qdisc) (C(ip -j link show)).
+  returned: always
+  type: dict
+  sample: {eth1: {txqueuelen: 100, mtu: 1500, qdisc: pfifo}}
 nofile:
   description: Soft and hard RLIMIT_NOFILE of the module's process.
   returned: always
@@ -93,6 +106,7 @@ import os
 import resource
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
 
 
@@ -103,21 +117,35 @@ def first_line(text):
     return None
 
 
+# neper writes a log file into the working directory unless told not to
+VERSION_ARGS = {'iperf3': ['--version'], 'iperf2': ['-v'], 'neper': ['--nolog', '--version']}
+
+
 def tool_versions(module, bin_dir):
-    versions = {}
-    probes = {'iperf3': ['iperf3', '--version'], 'iperf2': ['iperf', '-v'],
-              'neper': ['tcp_stream', '--version']}
-    for tool, argv in probes.items():
+    """``(versions, paths)``: each tool from bin_dir, else as flow_run finds it."""
+    versions, paths = {}, {}
+    for tool, args in VERSION_ARGS.items():
         path = None
-        if tool == 'neper' and bin_dir and os.path.exists(os.path.join(bin_dir, argv[0])):
-            path = os.path.join(bin_dir, argv[0])
-        path = path or module.get_bin_path(argv[0])
+        if bin_dir:
+            path = flow_probe.find_tool(tool, bin_dir)[0]
+        path = path or flow_probe.find_tool(tool, None)[0]
+        paths[tool] = path
         if not path:
             versions[tool] = None
             continue
-        rc, out, err = module.run_command([path] + argv[1:], environ_update={'LC_ALL': 'C'})
+        rc, out, err = module.run_command([path] + args, environ_update={'LC_ALL': 'C'})
         versions[tool] = first_line(out) or first_line(err)
-    return versions
+    return versions, paths
+
+
+def devices(runner):
+    try:
+        links = runner.json(['ip', '-j', 'link', 'show']) or []
+    except CommandError:
+        return None
+    return dict((link['ifname'], {'txqueuelen': link.get('txqlen'), 'mtu': link.get('mtu'),
+                                  'qdisc': link.get('qdisc')})
+                for link in links if isinstance(link, dict) and link.get('ifname'))
 
 
 def ovs_config(module, database):
@@ -174,11 +202,13 @@ def main():
     except CommandError as e:
         runner.fail('cannot read the qdiscs: %s' % e, error=e)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    versions, paths = tool_versions(module, p['bin_dir'])
     module.exit_json(
         changed=False,
         kernel={'release': release, 'version': version, 'build': build},
-        sysctls=sysctls, qdiscs=qdiscs, ovs=ovs_config(module, p['ovs_database']),
-        tools=tool_versions(module, p['bin_dir']), nofile={'soft': soft, 'hard': hard})
+        sysctls=sysctls, qdiscs=qdiscs, devices=devices(runner),
+        ovs=ovs_config(module, p['ovs_database']), tools=versions, tool_paths=paths,
+        nofile={'soft': soft, 'hard': hard})
 
 
 if __name__ == '__main__':

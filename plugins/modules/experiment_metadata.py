@@ -18,8 +18,18 @@ description:
   - Writes C(metadata.json) of docs/results-layout.md on the controller - the experiment as run
     (parameters, sweep, the run list), the inventory used, the collection's version and commit,
     and per mode the hosts of each host role with what M(zerodrop.testbed.experiment_host_facts)
-    read on them (kernel release and source commit, sysctls, qdiscs, OVS, tool versions), as
-    C(modes.<mode>.hosts.<role>.<field>).
+    read on them (kernel release and source commit, sysctls, qdiscs, devices, OVS, tool
+    versions), as C(modes.<mode>.hosts.<role>.<field>).
+  - "Per mode, the sender's kernel as C(kernels.<mode>) - name, preset, zD branch, release, git
+    commit, config hash (with and without C(CONFIG_LOCALVERSION)) - from O(kernels) when given
+    (kernels booted with QEMU C(-kernel) leave nothing in the guest to read), filled in from
+    the kernel build's C(metadata_file); otherwise from the sender's C(uname -r) and the build
+    metadata found on it. C(kernel_comparison.<mode>) says whether that mode's config is
+    identical to the baseline mode's apart from C(CONFIG_LOCALVERSION), with the differing
+    symbols when it is not."
+  - "C(zd_branches.<mode>) is the zD branch whose qdisc layout the mode's runs must have (its
+    own, or for a mode without one the only zD branch of the experiment), and C(notes) the
+    lines the report prints first."
 options:
   path:
     description: The experiment's directory (holds metadata.json).
@@ -54,6 +64,23 @@ options:
     description: Collection name, version and git commit.
     type: dict
     default: {}
+  kernels:
+    description:
+      - Per mode, the kernel its sender runs - C(name), C(preset) (V(vanilla), V(vm-pfifo), ...),
+        C(kernelrelease), C(commit), C(config_sha256), C(config) (path on the controller of the
+        final C(.config)), C(metadata_file) (the kernel build's C(metadata.json) on the
+        controller); any may be missing. Empty - read from the senders.
+    type: dict
+    default: {}
+  notes:
+    description: Lines the report prints at its top (e.g. why a run is baseline only).
+    type: list
+    elements: str
+    default: []
+  baseline_mode:
+    description: The mode the others' kernel configs are compared with.
+    type: str
+    default: baseline
 attributes:
   check_mode:
     support: full
@@ -71,6 +98,11 @@ EXAMPLES = r'''
     hosts: {sender: vm1, receiver: rcv}
     mode_hosts: {zd: {sender: vm-zd}}
     host_facts: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'facts'))) }}"
+    kernels:
+      baseline: {name: vanilla, preset: vanilla, config: /var/cache/zerodrop/kernel/vanilla/.config}
+      zd: {name: vm-pfifo, preset: vm-pfifo, config: /var/cache/zerodrop/kernel/vm-pfifo/.config,
+           metadata_file: /var/cache/zerodrop/kernel/vm-pfifo/metadata.json}
+    notes: ["Baseline and zD guests run under QEMU TCG."]
   delegate_to: localhost
   run_once: true
 '''
@@ -80,12 +112,33 @@ metadata:
   description: What metadata.json holds.
   returned: always
   type: dict
+kernels:
+  description: Per mode, the sender's kernel (as C(kernels) of metadata.json).
+  returned: always
+  type: dict
+  sample:
+    zd: {name: vm-pfifo, preset: vm-pfifo, branch: vm-pfifo, kernelrelease: 4.14.67-vm-pfifo,
+         commit: 0123abc, config_sha256: 5e1f..., config_sha256_without_localversion: 9a0b...,
+         localversion: '"-vm-pfifo"', source: experiment_kernels}
+zd_branches:
+  description: Per mode, the zD branch whose qdisc layout its runs must have (null for none).
+  returned: always
+  type: dict
+  sample: {baseline: vm-pfifo, zd: vm-pfifo}
+kernel_comparison:
+  description: Per mode other than O(baseline_mode), how its kernel config compares with the baseline's.
+  returned: always
+  type: dict
+  sample:
+    zd: {against: baseline, identical_apart_from_localversion: true, differing: [],
+         localversion: ['"-vanilla"', '"-vm-pfifo"'], reason: null}
 '''
 
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils import zd_checks
 
 COMMIT_KEYS = ('source_commit', 'commit', 'git_commit', 'revision')
 
@@ -102,18 +155,101 @@ def host_entry(host, facts):
     return {'host': host, 'kernel_release': kernel.get('release'),
             'kernel_version': kernel.get('version'), 'kernel_commit': commit,
             'kernel_build': build or None, 'sysctls': facts.get('sysctls'),
-            'qdiscs': facts.get('qdiscs'), 'ovs': facts.get('ovs'), 'tools': facts.get('tools'),
-            'nofile': facts.get('nofile')}
+            'qdiscs': facts.get('qdiscs'), 'devices': facts.get('devices'),
+            'ovs': facts.get('ovs'), 'tools': facts.get('tools'),
+            'tool_paths': facts.get('tool_paths'), 'nofile': facts.get('nofile')}
 
 
-def metadata(experiment, modes, hosts, mode_hosts, host_facts, inventory, collection):
+def _read_json(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (IOError, OSError, ValueError):
+        return {}
+
+
+def _read_config(path):
+    """(parsed .config, None) or (None, why not)."""
+    if not path:
+        return None, 'no config file given (experiment_kernels.<mode>.config)'
+    try:
+        with open(path) as f:
+            return zd_checks.parse_config(f.read()), None
+    except (IOError, OSError) as e:
+        return None, 'cannot read %s: %s' % (path, e)
+
+
+def kernel_entry(given, sender):
+    """One mode's kernel: ``given`` (an experiment_kernels entry) completed from its build
+    metadata_file, or, without it, the sender's host entry (uname -r and build metadata)."""
+    if given:
+        build = _read_json(given['metadata_file']) if given.get('metadata_file') else {}
+        entry = {
+            'name': given.get('name'), 'preset': given.get('preset'),
+            'kernelrelease': given.get('kernelrelease') or build.get('kernelrelease'),
+            'commit': given.get('commit') or (build.get('source') or {}).get('commit'),
+            'config_sha256': given.get('config_sha256') or build.get('config_sha256'),
+            'config': given.get('config'), 'metadata_file': given.get('metadata_file'),
+            'source': 'experiment_kernels',
+        }
+        entry.update((k, v) for k, v in given.items() if k not in entry)
+    else:
+        sender = sender or {}
+        build = sender.get('kernel_build') or {}
+        entry = {'name': None, 'preset': None, 'kernelrelease': sender.get('kernel_release'),
+                 'commit': sender.get('kernel_commit'),
+                 'config_sha256': build.get('config_sha256') if isinstance(build, dict) else None,
+                 'config': None, 'metadata_file': None, 'source': "the sender's uname -r"}
+    entry['branch'] = zd_checks.kernel_branch(entry)
+    config, _why = _read_config(entry.get('config'))
+    entry['config_sha256_without_localversion'] = zd_checks.config_hash(config) if config else None
+    entry['localversion'] = config.get(zd_checks.LOCALVERSION) if config else None
+    return entry
+
+
+def compare(kernels, baseline):
+    """Per mode other than ``baseline``: its config against the baseline's."""
+    found = {}
+    base_config, base_why = _read_config((kernels.get(baseline) or {}).get('config'))
+    for mode, entry in sorted(kernels.items()):
+        if mode == baseline or baseline not in kernels:
+            continue
+        config, why = _read_config(entry.get('config'))
+        result = {'against': baseline, 'identical_apart_from_localversion': None,
+                  'differing': None, 'localversion': None,
+                  'reason': ('%s: %s' % (baseline, base_why)) if base_why else
+                  ('%s: %s' % (mode, why)) if why else None}
+        if config is not None and base_config is not None:
+            diff = zd_checks.compare_configs(base_config, config)
+            result.update(identical_apart_from_localversion=diff['identical_apart_from_localversion'],
+                          differing=diff['differing'], localversion=diff['localversion'])
+        found[mode] = result
+    return found
+
+
+def zd_branches(kernels):
+    """Per mode, the branch whose layout its runs need: its own, else the only one there is."""
+    known = sorted(set(k['branch'] for k in kernels.values() if k.get('branch')))
+    return dict((mode, k.get('branch') or (known[0] if len(known) == 1 else None))
+                for mode, k in kernels.items())
+
+
+def metadata(experiment, modes, hosts, mode_hosts, host_facts, inventory, collection,
+             kernels=None, notes=None, baseline_mode='baseline'):
     data = dict(experiment)
     data['modes'] = {}
+    data['kernels'] = {}
     for mode in modes:
         roles = dict(hosts)
         roles.update(mode_hosts.get(mode) or {})
         data['modes'][mode] = {'hosts': dict((role, host_entry(host, host_facts.get(host)))
                                              for role, host in roles.items())}
+        data['kernels'][mode] = kernel_entry((kernels or {}).get(mode),
+                                             data['modes'][mode]['hosts'].get('sender'))
+    data['kernel_comparison'] = compare(data['kernels'], baseline_mode)
+    data['zd_branches'] = zd_branches(data['kernels'])
+    data['notes'] = list(notes or [])
     data['inventory'] = inventory
     data['collection'] = collection
     return data
@@ -130,19 +266,23 @@ def main():
             host_facts=dict(type='dict', default={}),
             inventory=dict(type='dict', default={}),
             collection=dict(type='dict', default={}),
+            kernels=dict(type='dict', default={}),
+            notes=dict(type='list', elements='str', default=[]),
+            baseline_mode=dict(type='str', default='baseline'),
         ),
         supports_check_mode=True,
     )
     p = module.params
     data = metadata(p['experiment'], p['modes'], p['hosts'], p['mode_hosts'], p['host_facts'],
-                    p['inventory'], p['collection'])
+                    p['inventory'], p['collection'], p['kernels'], p['notes'], p['baseline_mode'])
     if not module.check_mode:
         if not os.path.isdir(p['path']):
             os.makedirs(p['path'])
         with open(os.path.join(p['path'], 'metadata.json'), 'w') as f:
             json.dump(data, f, indent=1, sort_keys=True, default=str)
             f.write('\n')
-    module.exit_json(changed=True, metadata=data)
+    module.exit_json(changed=True, metadata=data, kernels=data['kernels'],
+                     zd_branches=data['zd_branches'], kernel_comparison=data['kernel_comparison'])
 
 
 if __name__ == '__main__':

@@ -18,8 +18,11 @@ description:
   - Runs on the controller as an action, without a module process (that saves a task's worth
     of time per run); the module is the same code.
   - Writes C(run.json) of docs/results-layout.md into a run directory on the controller - the
-    run's parameters, the hosts that took part, the bottleneck rate in bit/s, and the status,
-    V(failed) with every host's reason when any phase on any host failed.
+    run's parameters, the hosts that took part, the bottleneck rate in bit/s, the sender's kernel,
+    and the status, V(failed) with every host's reason when any phase on any host failed, or when
+    a host left no outcome of this run (it failed or became unreachable); a client stopped at the
+    end of its test (C(client_stopped) of M(zerodrop.testbed.flow_run)) leaves the run V(ok), with
+    C(client_stopped) and a note.
 options:
   path:
     description: The run directory (created).
@@ -44,8 +47,13 @@ options:
     default: {}
   outcomes:
     description:
-      - Per host role, the results of that host's phases (M(zerodrop.testbed.flow_run) results,
-        or anything with C(status) and C(reason)); skipped results are ignored.
+      - Per host role, that host's outcome of the run - C(run) (the run's C(index)), C(results)
+        (its phases' results - M(zerodrop.testbed.flow_run) results, or anything with C(status) and
+        C(reason); skipped results are ignored) and C(errors) (reasons of tasks that failed), or
+        just the list of results.
+      - An outcome of another run (its C(run) differs from the C(index) of O(run)), or none at all
+        (an empty dict, null), fails the run - the host failed or was unreachable before the run
+        ended.
     type: dict
     default: {}
   errors:
@@ -57,6 +65,20 @@ options:
     description: When the run started, seconds since the epoch.
     type: float
     required: true
+  kernel:
+    description:
+      - The kernel of this run's mode as M(zerodrop.testbed.experiment_metadata) returns it in
+        C(kernels) (name, preset, kernelrelease, commit, config_sha256, branch); recorded as
+        C(kernel).
+    type: dict
+    default: {}
+  zd_branch:
+    description:
+      - The zD branch whose qdisc layout this run must have (V(vm-pfifo), V(vm-tbf),
+        V(physical-pfifo), V(physical-tbf)) - the mode's own, or for a baseline the branch it is
+        compared with; null when the experiment has no zD kernel. Recorded as C(zd_branch); the
+        layout guard of result.json checks against it.
+    type: str
   normalise:
     description:
       - Also write C(result.json), as M(zerodrop.testbed.experiment_result) does, in the same
@@ -77,9 +99,11 @@ EXAMPLES = r'''
   zerodrop.testbed.experiment_record:
     path: /srv/results/smoke/20261122T060000Z/baseline/default/100/1
     experiment: smoke
-    run: {mode: baseline, variant: default, flows: 100, rep: 1, params: {duration: 20, rate: 100mbit}}
+    run: {index: 1, mode: baseline, variant: default, flows: 100, rep: 1, params: {duration: 20, rate: 100mbit}}
     hosts: {sender: snd, receiver: rcv}
-    outcomes: {sender: [{status: ok, reason: null}]}
+    outcomes:
+      sender: {run: 1, results: [{status: ok, reason: null}], errors: []}
+      receiver: {run: 1, results: [{status: ok, reason: null}], errors: []}
     started: 1795332000.0
   delegate_to: localhost
 '''
@@ -117,20 +141,56 @@ def iso(epoch):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))
 
 
-def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finished):
+NO_OUTCOME = ('%s: %s left no outcome of this run: it failed or became unreachable before the '
+              'run ended')
+
+
+def unique(items):
+    seen = set()
+    return [x for x in items if not (x in seen or seen.add(x))]
+
+
+def outcome_results(outcome, run_index):
+    """One host's outcome -> ``(phase results, errors)``; None when it has none of this run."""
+    if isinstance(outcome, list):
+        return outcome, []
+    if not isinstance(outcome, dict) or 'results' not in outcome:
+        return None
+    if run_index is not None and str(outcome.get('run')) != str(run_index):
+        return None
+    return list(outcome.get('results') or []), list(outcome.get('errors') or [])
+
+
+def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finished, kernel=None,
+           zd_branch=None):
     reasons = list(errors)
+    notes = []
     tool_wall = None
+    stopped = False
     phases = {}
+    roles_of = {}
     for role in sorted(outcomes):
-        for result in outcomes[role] or []:
+        roles_of.setdefault(hosts.get(role, role), []).append(role)
+    for host, roles in sorted(roles_of.items(), key=lambda item: item[1]):
+        label = '/'.join(roles)
+        found = outcome_results(outcomes[roles[0]], run.get('index'))
+        if found is None:
+            reasons.append(NO_OUTCOME % (label, host))
+            continue
+        results, host_errors = found
+        reasons.extend('%s: %s' % (label, e) for e in host_errors)
+        for result in results:
             if not isinstance(result, dict) or result.get('skipped') or not result:
                 continue
             if result.get('wall_s') is not None:
-                phases.setdefault(role, []).append(result['wall_s'])
+                phases.setdefault(label, []).append(result['wall_s'])
             if result.get('tool_wall_s') is not None:
                 tool_wall = max(tool_wall or 0, result['tool_wall_s'])
+            stopped = stopped or bool(result.get('client_stopped'))
+            if result.get('note'):
+                notes.append('%s: %s' % (label, result['note']))
             if result.get('status', 'failed' if result.get('failed') else 'ok') != 'ok':
-                reasons.append('%s: %s' % (role, result.get('reason') or result.get('msg')))
+                reasons.append('%s: %s' % (label, result.get('reason') or result.get('msg')))
     params = dict(run['params'])
     params.pop('flows', None)
     if bottleneck:
@@ -144,7 +204,9 @@ def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finish
         'experiment': experiment, 'mode': run['mode'], 'variant': run['variant'],
         'flows': run['flows'], 'rep': run['rep'], 'params': params,
         'bottleneck_rate_bps': rate_bps, 'hosts': hosts,
-        'status': 'failed' if reasons else 'ok', 'reason': '; '.join(reasons) or None,
+        'status': 'failed' if reasons else 'ok', 'reason': '; '.join(unique(reasons)) or None,
+        'client_stopped': stopped, 'notes': notes,
+        'kernel': kernel or None, 'zd_branch': zd_branch,
         'started': iso(started), 'finished': iso(finished),
         'wall_s': round(finished - started, 3),
         # How long the client itself ran: wall_s minus this is the harness's own time.
@@ -164,6 +226,8 @@ ARGUMENT_SPEC = dict(
     errors=dict(type='list', elements='str', default=[]),
     started=dict(type='float', required=True),
     normalise=dict(type='bool', default=True),
+    kernel=dict(type='dict', default={}),
+    zd_branch=dict(type='str'),
 )
 
 
@@ -174,7 +238,7 @@ def execute(p, check_mode):
             return {'failed': True,
                     'msg': 'run.%s is missing: pass a run as experiment_plan returns it' % key}
     data = record(p['experiment'], p['run'], p['hosts'], p['bottleneck'], p['outcomes'],
-                  p['errors'], p['started'], time.time())
+                  p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'])
     result, problems = None, []
     if not check_mode:
         if not os.path.isdir(p['path']):

@@ -22,16 +22,21 @@ description:
     snapshots qdiscs and CPU, then forks a detached supervisor that starts the tool's server
     processes (O(role=server)) and samples qdiscs and established connections every
     O(interval) seconds. Returns once every server port listens; fails if a server exits first."
-  - "O(phase=client): the same snapshots, then runs the client processes for O(duration) seconds,
-    killed after O(duration) + O(client_grace); samples meanwhile; writes the after files."
+  - "O(phase=client): the same snapshots, then runs the client processes for O(duration) seconds
+    and samples meanwhile, also the sockets still in SYN-SENT. A client still running
+    O(client_grace) seconds after the test (neper waits for every connection before its test
+    starts, and a connection can stall in SYN-SENT for a minute) is stopped, and the run is
+    recorded with what its flows did: RV(client_stopped) is true and the status stays V(ok)."
   - "O(phase=stop): asks the supervisor to stop, waits up to O(stop_grace) seconds for the
     servers to end on their own, stops the rest, writes the after files and reports the exit codes."
   - Files written per host - C(server.txt) or C(client.txt) (tool stdout), C(server.err) or
     C(client.err) (stderr, when any), C(samples.csv) (neper server), C(nstat.txt) (increments
     since the reset, zeros included), C(tc_before.json), C(tc_during.jsonl), C(tc_after.json),
-    C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(client_times.json) (when each
-    client process started and exited, on the clock of C(established.txt)),
-    C(capture.pcap) (optional).
+    C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(flows.txt) (each established
+    connection's bytes), C(host.json) (kernel release, each device's txqueuelen, the client's
+    route to the server), C(connecting.txt) (client - sockets in SYN-SENT), C(client_times.json)
+    (when each client process started and exited or was stopped, on the clock of
+    C(established.txt)), C(capture.pcap) (optional).
   - Tool processes run in their own session with RLIMIT_NOFILE raised to O(nofile) (default the
     hard limit); a flow is one file descriptor, so the hard limit caps the flows of one process.
   - iperf3 takes at most 128 streams per process, so O(tool=iperf3) starts one server and one
@@ -63,7 +68,10 @@ options:
     choices: [neper, iperf3, iperf2]
   bin_dir:
     description:
-      - Directory holding the tool's binary (C(tcp_stream), C(iperf3), C(iperf)); default the PATH.
+      - Directory holding the tool's binary (C(tcp_stream), C(iperf3), C(iperf)); only this
+        directory is searched when it is set.
+      - Unset, the PATH is searched, and for neper then C(/opt/neper/bin), where the collection's
+        C(neper) role installs it (its C(neper_prefix) + C(/bin)).
     type: path
   flows:
     description: Number of TCP flows.
@@ -127,9 +135,18 @@ options:
     type: float
     default: 20
   client_grace:
-    description: Seconds past O(duration) before the client is killed and the run fails.
+    description:
+      - Seconds past O(duration) before a client still running is stopped (SIGINT, SIGTERM,
+        SIGKILL); the run is then recorded with what its flows did (RV(client_stopped)), not failed.
     type: float
     default: 30
+  client_stopped:
+    description:
+      - With O(phase=stop), the client of this run was stopped (RV(client_stopped) of its
+        O(phase=client)) - servers that then end with an error or must be stopped do not fail the
+        run; their exit is noted in RV(note).
+    type: bool
+    default: false
   stop_grace:
     description: Seconds O(phase=stop) lets servers end on their own before stopping them.
     type: float
@@ -146,13 +163,16 @@ attributes:
 extends_documentation_fragment:
   - zerodrop.testbed.attributes.linux_no_diff
 notes:
-  - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip netns exec)) and root for other namespaces.
-  - A run that fails (a tool exits non-zero, a server does not come up, the client times out)
+  - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip), C(ip netns exec)) and root for other namespaces.
+  - A run that fails (the tool is not found, a tool exits non-zero, a server does not come up)
     fails the task with the reason in RV(reason); the raw files made so far stay.
+  - neper's tcp_stream connects its flows one after the other and starts its test only when all
+    are connected; C(--async-connect) in O(client_args) lets it start with the connections that
+    completed.
 '''
 
 EXAMPLES = r'''
-- name: Start the receiver's neper server and samplers
+- name: Start the receiver's neper server and samplers (tcp_stream from the PATH or /opt/neper/bin)
   zerodrop.testbed.flow_run:
     phase: start
     run_dir: /var/tmp/zd/run1/receiver
@@ -189,7 +209,17 @@ reason:
   description: Why the run failed on this host, or null.
   returned: always
   type: str
-  sample: "client exited rc=1: iperf3: error - unable to connect to server"
+  sample: "neper server did not start: tcp_stream not found in PATH (/usr/bin:/bin) or /opt/neper/bin, and bin_dir is not set"
+client_stopped:
+  description: With O(phase=client), whether the client was still running O(client_grace) seconds after the test and was stopped.
+  returned: with O(phase=client)
+  type: bool
+  sample: true
+note:
+  description: What was unusual but not a failure (the client stopped, with its connections then; a server's exit after that), or null.
+  returned: always
+  type: str
+  sample: "client still running 30.0 s after the 20 s test: stopped (1 socket in SYN-SENT, 999 connections established)"
 exit_codes:
   description: Exit codes of the tool processes (null for a process still running).
   returned: when a phase ran tool processes
@@ -242,7 +272,15 @@ def params_of(module):
     p = dict(module.params)
     if p['port'] is None:
         p['port'] = fp.DEFAULT_PORTS[p['tool']]
+    p['binary'], p['searched'] = fp.find_tool(p['tool'], p['bin_dir'])
     return p
+
+
+def missing_tool(p, side):
+    """Why ``side`` (server or client) cannot start, or None when the tool was found."""
+    if p['binary']:
+        return None
+    return '%s %s did not start: %s' % (p['tool'], side, fp.tool_not_found(p['tool'], p['searched']))
 
 
 def validate(module, p):
@@ -257,9 +295,6 @@ def validate(module, p):
     if p['tool'] == 'neper' and p['flows'] < p['threads']:
         module.fail_json(msg='neper needs flows >= threads (got flows=%d threads=%d)'
                              % (p['flows'], p['threads']))
-    if p['phase'] != 'stop' and p['bin_dir'] and not os.path.isdir(p['bin_dir']):
-        module.fail_json(msg='bin_dir %s does not exist: install the tool there or unset bin_dir'
-                             % p['bin_dir'])
 
 
 def listing(run_dir):
@@ -271,6 +306,14 @@ def clean(run_dir):
     for name in os.listdir(run_dir):
         if name.startswith('.'):
             os.unlink(os.path.join(run_dir, name))
+
+
+def read_stop(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return None
 
 
 def pid_alive(pid):
@@ -287,7 +330,7 @@ def supervise(p, run_dir):
     """Runs in the detached child: servers + sampler until asked to stop; never returns."""
     stop = {'now': False}
     signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-    state = {'status': 'ok', 'reason': None, 'exit_codes': []}
+    state = {'status': 'ok', 'reason': None, 'note': None, 'exit_codes': []}
     servers = None
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'],
                          fp.data_ports(p) if p['role'] == 'server' else [],
@@ -319,8 +362,13 @@ def supervise(p, run_dir):
         fp.after(run_dir, p['netns'], p['devices'])
         if servers:
             state['exit_codes'] = servers.collect()
+            peer_stopped = read_stop(stop_path) == 'client_stopped'
             # iperf2's server never ends on its own: being stopped is its normal end.
-            state['reason'] = servers.failure(state['exit_codes'], allow_stopped=p['tool'] == 'iperf2')
+            state['reason'] = servers.failure(state['exit_codes'], allow_stopped=p['tool'] == 'iperf2',
+                                              peer_stopped=peer_stopped)
+            if peer_stopped and any(rc not in (0, None) for rc in state['exit_codes']):
+                state['note'] = 'server exit codes %s after the client was stopped' % (
+                    ','.join(str(rc) for rc in state['exit_codes']))
     except Exception as e:  # the supervisor must always leave its state file
         state['reason'] = 'supervisor error: %s' % e
     if state['reason']:
@@ -353,6 +401,9 @@ def detach(p, run_dir):
 
 def phase_start(module, p, run_dir):
     commands = fp.server_commands(p, run_dir) if p['role'] == 'server' else []
+    missing = missing_tool(p, 'server') if p['role'] == 'server' else None
+    if missing:
+        return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands}
     if module.check_mode:
         return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
     clean(run_dir)
@@ -384,12 +435,12 @@ def phase_start(module, p, run_dir):
         time.sleep(0.1)
 
 
-def stop_supervisor(run_dir, wait):
+def stop_supervisor(run_dir, wait, why=''):
     state_path = os.path.join(run_dir, STATE_FILE)
     if not os.path.exists(os.path.join(run_dir, '.supervisor.pid')):
         return {'status': 'failed', 'reason': 'no supervisor in %s: phase=start did not run'
                 % run_dir}
-    fp.write(os.path.join(run_dir, STOP_FILE), '')
+    fp.write(os.path.join(run_dir, STOP_FILE), why)
     deadline = time.time() + wait
     while not os.path.exists(state_path):
         with open(os.path.join(run_dir, '.supervisor.pid')) as f:
@@ -406,7 +457,8 @@ def stop_supervisor(run_dir, wait):
 def phase_stop(module, p, run_dir):
     if module.check_mode:
         return {'changed': True, 'status': 'ok', 'reason': None, 'commands': []}
-    state = stop_supervisor(run_dir, p['stop_grace'] + 60)
+    state = stop_supervisor(run_dir, p['stop_grace'] + 60,
+                            'client_stopped' if p['client_stopped'] else '')
     if state['status'] == 'ok' or os.path.exists(os.path.join(run_dir, STATE_FILE)):
         clean(run_dir)
     state['changed'] = True
@@ -418,23 +470,28 @@ def phase_stop(module, p, run_dir):
 
 def phase_client(module, p, run_dir):
     commands = fp.client_commands(p)
+    missing = missing_tool(p, 'client')
+    if missing:
+        return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands,
+                'client_stopped': False, 'note': None}
     if module.check_mode:
-        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
+        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands,
+                'client_stopped': False, 'note': None}
     clean(run_dir)
-    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'])
+    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'], p['server_address'])
     capture = None
     if p['capture_device']:
         capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'], fp.data_ports(p))
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
-                         p['sample_tc'])
+                         p['sample_tc'], connecting=True)
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
-    reason = None
+    reason = note = stopped_s = None
     sampler.start()
     try:
         clients.start(commands, p['netns'])
         if not clients.wait(time.time() + p['duration'] + p['client_grace']):
-            reason = 'client timed out: still running %ss after the %ss test' % (
-                p['client_grace'], p['duration'])
+            stopped_s = round(time.time() - sampler.t0, 3)
+            note = stopped_note(p, sampler.last)
             clients.stop(grace=1.0)
     except fp.ProbeError as e:
         reason = str(e)
@@ -447,11 +504,25 @@ def phase_client(module, p, run_dir):
     if times:
         if p['tool'] == 'iperf3':
             times['ports'] = fp.server_ports(p)
+        times['stopped_s'] = stopped_s
         fp.write_json(os.path.join(run_dir, 'client_times.json'), times)
-    reason = reason or clients.failure(rcs, allow_stopped=False)
+    reason = reason or clients.failure(rcs, allow_stopped=stopped_s is not None)
     clean(run_dir)
     return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,
-            'exit_codes': rcs, 'commands': commands, 'tool_wall_s': clients.wall_s()}
+            'exit_codes': rcs, 'commands': commands, 'tool_wall_s': clients.wall_s(),
+            'client_stopped': stopped_s is not None, 'note': note}
+
+
+def stopped_note(p, last):
+    """What the client's connections were doing when it was stopped (the last sample)."""
+    last = last or {}
+    seen = []
+    if last.get('syn_sent') is not None:
+        seen.append('%d socket(s) in SYN-SENT' % last['syn_sent'])
+    if last.get('established') is not None:
+        seen.append('%d connection(s) established' % last['established'])
+    return 'client still running %s s after the %s s test: stopped%s' % (
+        p['client_grace'], p['duration'], (' (%s)' % ', '.join(seen)) if seen else '')
 
 
 def main():
@@ -479,6 +550,7 @@ def main():
             nofile=dict(type='int', default=0),
             server_wait=dict(type='float', default=20),
             client_grace=dict(type='float', default=30),
+            client_stopped=dict(type='bool', default=False),
             stop_grace=dict(type='float', default=5),
             capture_device=dict(type='str'),
         ),
@@ -499,6 +571,7 @@ def main():
             result = phase_stop(module, p, run_dir)
     except fp.ProbeError as e:
         result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
+    result.setdefault('note', None)
     result['nofile'] = fp.nofile_limit(p['nofile'])
     result['wall_s'] = round(time.time() - started, 3)
     result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []

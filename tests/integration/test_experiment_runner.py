@@ -1,13 +1,15 @@
-"""The experiment runner end to end: real iperf3/iperf2 between network namespaces.
+"""The experiment runner end to end: real iperf3/iperf2/neper between network namespaces.
 
 Forwarding layout: sender ns -> router ns (tbf 100mbit + bfifo on its egress) -> receiver ns.
 Direct layout: tbf + bfifo on the sender's own egress. Hosts are namespaces of this machine
 reached with the local connection and the runner's own netns support (`experiment_netns`).
+neper is built from ../shared/sources (tests never need GitHub).
 """
 
 import glob
 import json
 import os
+import shutil
 import subprocess
 import uuid
 
@@ -204,3 +206,255 @@ def test_direct_layout_iperf2_through_the_netns_connection(lab, playbook):
     kinds = set(q['kind'] for sample in during for q in sample['qdiscs'] if q['dev'] == 'vs')
     assert kinds == {'tbf', 'bfifo'}
     assert not os.path.exists(os.path.join(run_dir, 'router'))
+
+
+NEPER_ARCHIVES = os.path.join(os.path.dirname(ROOT), 'shared', 'sources', 'neper-*.tar.gz')
+
+
+@pytest.fixture(scope='module')
+def neper(tmp_path_factory):
+    """A directory holding tcp_stream, built from the neper archive of ../shared/sources."""
+    archives = sorted(glob.glob(NEPER_ARCHIVES))
+    if not archives:
+        pytest.skip('no neper archive at %s' % NEPER_ARCHIVES)
+    if not shutil.which('make') or not shutil.which('gcc'):
+        pytest.skip('building neper needs make and gcc')
+    top = tmp_path_factory.mktemp('neper')
+    subprocess.run(['tar', 'xzf', archives[-1], '-C', str(top)], check=True)
+    subprocess.run(['make', '-C', str(top / 'neper'), 'tcp_stream'], check=True,
+                   capture_output=True)
+    return str(top / 'neper')
+
+
+@pytest.fixture
+def pair(netns, tmp_path):
+    """snd <-> rcv over one veth (vs 10.<x>.1.1/24 and 10.<x>.9.1/32, vc 10.<x>.1.2/24); the
+    receiver has no route back to 10.<x>.9.1, so a SYN from there is answered into nowhere."""
+    snd, rcv = netns('zsnd'), netns('zrcv')
+    x = 100 + uuid.uuid4().int % 100
+    link(snd, 'vs', rcv, 'vc', '10.%d.1.1/24' % x, '10.%d.1.2/24' % x)
+    ip('-n', snd, 'addr', 'add', '10.%d.9.1/32' % x, 'dev', 'vs')
+    return {'snd': snd, 'rcv': rcv, 'a': '10.%d.1.1' % x, 'unanswered': '10.%d.9.1' % x,
+            'server': '10.%d.1.2' % x, 'results': str(tmp_path / 'results'), 'tmp': tmp_path}
+
+
+def pair_inventory(pair, neper_dir, sender_vars=''):
+    empty = pair['tmp'] / 'no-tools'
+    empty.mkdir(exist_ok=True)
+    inventory = pair['tmp'] / 'inventory.yml'
+    inventory.write_text(
+        'all:\n'
+        '  vars:\n'
+        '    ansible_connection: local\n'
+        '    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+        '  hosts:\n'
+        '    snd: {experiment_netns: %s, experiment_bin_dir: %s%s}\n'
+        '    rcv: {experiment_netns: %s, experiment_data_address: %s, experiment_bin_dir: %s}\n'
+        '    rcv-no-tools: {experiment_netns: %s, experiment_data_address: %s,'
+        ' experiment_bin_dir: %s}\n'
+        % (pair['snd'], neper_dir, sender_vars, pair['rcv'], pair['server'], neper_dir,
+           pair['rcv'], pair['server'], empty))
+    return str(inventory), str(empty)
+
+
+def records_of(results, name):
+    found = {}
+    for path in glob.glob(os.path.join(results, name, '*', '*', '*', '*', '*', 'run.json')):
+        run_dir = os.path.dirname(path)
+        key = os.path.relpath(run_dir, glob.glob(os.path.join(results, name, '*'))[0])
+        with open(path) as f:
+            run = json.load(f)
+        result = None
+        if os.path.exists(os.path.join(run_dir, 'result.json')):
+            with open(os.path.join(run_dir, 'result.json')) as f:
+                result = json.load(f)
+        found[key] = (run, result, run_dir)
+    return found
+
+
+def test_a_run_whose_server_tool_is_missing_fails_and_the_next_runs(pair, neper, playbook):
+    # Issue 10: the receiver's tool was not found, its server never started, every client was
+    # skipped, and the sender (not on the controller: its files are pulled) left no outcome.
+    remote = pair['tmp'] / 'remote'
+    inventory, empty = pair_inventory(
+        pair, neper, ', experiment_on_controller: false, experiment_remote_dir: %s' % remote)
+    run = playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        'experiment_name': 'missing',
+        'experiment_modes': ['broken', 'fine'],
+        'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv'},
+        'experiment_mode_hosts': {'broken': {'receiver': 'rcv-no-tools'}},
+        'experiment_flows': [4],
+        'experiment_threads': 1,
+        'experiment_duration': 2,
+        'experiment_bottleneck_enabled': False,
+        # neper's --listen-backlog 65535 must not exceed it (a new namespace has 4096)
+        'experiment_sysctls': {'net.core.somaxconn': 65535},
+        'experiment_results_dir': pair['results'],
+    })
+    assert run.rc == 0, run
+    records = records_of(pair['results'], 'missing')
+    assert sorted(records) == ['broken/default/4/1', 'fine/default/4/1'], records
+    broken, _result, broken_dir = records['broken/default/4/1']
+    assert broken['status'] == 'failed'
+    assert broken['reason'] == ('receiver: neper server did not start: tcp_stream not found in '
+                                'bin_dir %s (the PATH is not searched when bin_dir is set)'
+                                % empty), broken
+    assert not os.path.exists(os.path.join(broken_dir, 'sender'))
+    fine, result, fine_dir = records['fine/default/4/1']
+    assert fine['status'] == 'ok' and fine['reason'] is None, fine
+    assert os.path.getsize(os.path.join(fine_dir, 'sender', 'client.txt')) > 0  # pulled
+    assert result['status'] == 'ok' and result['flows_started'] == 4, result
+    assert result['flows_connected'] == 4 and result['client_stopped'] is False, result
+    report = run.result('zerodrop.testbed.experiment : Write the report')
+    assert [r['reason'][:40] for r in report['failed_runs']] == [broken['reason'][:40]]
+
+
+def test_a_neper_client_waiting_on_a_stalled_connect_is_stopped_and_recorded(pair, neper,
+                                                                             playbook):
+    # tcp_stream connects its flows one by one and starts its test when all are up. Flows bound
+    # to an address the receiver cannot answer stay in SYN-SENT: with blocking connects (the
+    # default) the client waits, and is stopped grace seconds after the test; with
+    # --async-connect it runs its test with the others.
+    inventory, _empty = pair_inventory(pair, neper)
+    local_hosts = ','.join([pair['a']] * 3 + [pair['unanswered']])
+    run = playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        'experiment_name': 'stall',
+        'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv'},
+        'experiment_flows': [8],
+        'experiment_threads': 1,
+        'experiment_duration': 3,
+        'experiment_client_grace': 3,
+        'experiment_sweep': {'connect': ['blocking', 'async']},
+        'experiment_client_args': "{{ ['-L', '%s'] + (['--async-connect'] if "
+                                  "experiment_run.params.connect | default('') == 'async' else []) }}"
+                                  % local_hosts,
+        'experiment_bottleneck_enabled': False,
+        # neper's --listen-backlog 65535 must not exceed it (a new namespace has 4096)
+        'experiment_sysctls': {'net.core.somaxconn': 65535},
+        'experiment_results_dir': pair['results'],
+    })
+    assert run.rc == 0, run
+    records = records_of(pair['results'], 'stall')
+    blocking, result, run_dir = records['baseline/connect=blocking/8/1']
+    assert blocking['status'] == 'ok' and blocking['client_stopped'] is True, blocking
+    assert any('client still running 3.0 s after the 3 s test: stopped (1 socket(s) in SYN-SENT, '
+               '3 connection(s) established)' in n for n in blocking['notes']), blocking
+    with open(os.path.join(run_dir, 'sender', 'client_times.json')) as f:
+        assert 6 <= json.load(f)['stopped_s'] < 9
+    assert result['status'] == 'ok' and result['client_stopped'] is True, result
+    # flows 0-2 connected, flow 3 waited in SYN-SENT, 4-7 were never tried; no data moved
+    assert result['flows_connected'] == 3 and result['flows_stalled_connect'] == 1, result
+    assert result['connect_attempts'] == 5  # the control connection, 3 flows, the stalled one
+    assert result['syn_retrans'] >= 2 and result['connect_failures'] == 0, result
+    assert result['flows_started'] == 3 and result['flows_zero_bytes'] == 3, result
+    assert result['throughput_source'] == 'sampled' and result['throughput_bps'] == 0, result
+    assert result['problems'] == [], result
+
+    asynchronous, result, run_dir = records['baseline/connect=async/8/1']
+    assert asynchronous['status'] == 'ok' and asynchronous['client_stopped'] is False
+    # flows 3 and 7 are bound to the unanswered address; the other six ran the test
+    assert result['flows_connected'] == 6 and result['flows_stalled_connect'] == 2, result
+    assert result['flows_started'] == 6 and result['flows_zero_bytes'] == 0, result
+    assert result['throughput_source'] == 'tool' and result['throughput_bps'] > 1e6, result
+    assert result['syn_retrans'] >= 2, result
+
+
+TINYCONFIG = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'kernel_build',
+                          'tinyconfig-6.1.192-x86_64.config')
+
+
+def config_named(path, localversion):
+    """The recorded tinyconfig under another CONFIG_LOCALVERSION (a kernel's name)."""
+    with open(TINYCONFIG) as f:
+        lines = [line for line in f if not line.startswith('CONFIG_LOCALVERSION=')]
+    path.write_text(''.join(lines) + 'CONFIG_LOCALVERSION="%s"\n' % localversion)
+    return str(path)
+
+
+def test_the_layout_guard_and_the_report_of_a_comparison(pair, neper, playbook):
+    # Both modes send from the host's own kernel; experiment_kernels says the zd mode runs
+    # vm-pfifo, so every run must have vm-pfifo's layout: a root pfifo whose limit equals the
+    # sender's txqueuelen (100). The pfifo tree has it but a veth never queues (the queue
+    # never fills); the tbf tree fills its queue but is not vm-pfifo's layout.
+    ip('-n', pair['snd'], 'link', 'set', 'vs', 'txqueuelen', '100')
+    inventory, _empty = pair_inventory(pair, neper)
+    pfifo = [{'parent': 'root', 'handle': '1:', 'kind': 'pfifo', 'options': {'limit': 100}}]
+    tbf = [{'parent': 'root', 'handle': '2:', 'kind': 'tbf',
+            'options': {'rate': '20mbit', 'burst': 32000, 'latency': '50ms'}}]
+    kernels = {
+        'baseline': {'name': 'vanilla', 'preset': 'vanilla', 'kernelrelease': '4.14.67-vanilla',
+                     'config': config_named(pair['tmp'] / 'vanilla.config', '-vanilla')},
+        'zd': {'name': 'vm-pfifo', 'preset': 'vm-pfifo', 'kernelrelease': '4.14.67-vm-pfifo',
+               'commit': 'c0ffee', 'config': config_named(pair['tmp'] / 'zd.config', '-vm-pfifo')},
+    }
+    run = playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        'experiment_name': 'guard',
+        'experiment_modes': ['baseline', 'zd'],
+        'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv'},
+        'experiment_flows': [8],
+        'experiment_duration': 3,
+        'experiment_sweep': {'tree': ['pfifo', 'tbf']},
+        'experiment_bottleneck': {
+            'host_role': 'sender', 'device': 'vs', 'netns': None,
+            'tree': "{{ %s if experiment_run.params.tree | default('pfifo') == 'pfifo' else %s }}"
+                    % (json.dumps(pfifo), json.dumps(tbf))},
+        'experiment_kernels': kernels,
+        'experiment_notes': ['Both modes run the host kernel here: the zd label exercises the '
+                             'guard, not zD.'],
+        'experiment_sysctls': {'net.core.somaxconn': 65535},
+        'experiment_results_dir': pair['results'],
+    })
+    assert run.rc == 0, run
+    records = records_of(pair['results'], 'guard')
+    assert len(records) == 4, records
+    for name, (record, result, _run_dir) in records.items():
+        assert record['status'] == 'ok', record
+        assert record['zd_branch'] == 'vm-pfifo' and result['zd_branch'] == 'vm-pfifo'
+        assert record['kernel']['kernelrelease'] == '4.14.67-%s' % (
+            'vm-pfifo' if name.startswith('zd') else 'vanilla')
+        if '/tree=pfifo/' in name:
+            assert result['layout_check']['ok'] is True, result['layout_check']
+            assert result['queue_check']['filled'] is False, result['queue_check']
+            assert result['not_comparable'] == [
+                "not comparable: the sender's queue never filled (max backlog 0 of limit 100 "
+                "packets)"], result
+        else:
+            assert result['layout_check']['found'] == 'root tbf 2:', result['layout_check']
+            assert result['queue_check']['filled'] is True, result['queue_check']
+            assert result['queue_check']['unit'] == 'bytes', result['queue_check']
+            assert result['not_comparable'] == [
+                "not comparable: the bottleneck tree cannot engage zD's vm-pfifo branch: vm-pfifo "
+                "pushes back only at a root pfifo whose limit equals the txqueuelen of vs (100): "
+                "found root tbf 2:"], result
+
+    top = glob.glob(os.path.join(pair['results'], 'guard', '*'))[0]
+    with open(os.path.join(top, 'metadata.json')) as f:
+        meta = json.load(f)
+    assert meta['zd_branches'] == {'baseline': 'vm-pfifo', 'zd': 'vm-pfifo'}
+    assert meta['kernels']['zd']['branch'] == 'vm-pfifo' and meta['kernels']['zd']['commit'] == 'c0ffee'
+    assert meta['kernels']['baseline']['branch'] is None
+    assert meta['kernels']['zd']['localversion'] == '"-vm-pfifo"'
+    assert (meta['kernels']['zd']['config_sha256_without_localversion']
+            == meta['kernels']['baseline']['config_sha256_without_localversion'])
+    assert meta['kernel_comparison']['zd']['identical_apart_from_localversion'] is True
+    assert meta['modes']['zd']['hosts']['sender']['devices']['vs']['txqueuelen'] == 100
+    assert meta['modes']['zd']['hosts']['sender']['tool_paths']['neper'] == os.path.join(
+        neper, 'tcp_stream')
+
+    with open(os.path.join(top, 'report.md')) as f:
+        md = f.read()
+    lines = md.splitlines()
+    assert lines[0] == '# Experiment report: guard'
+    assert lines[2].startswith('Both modes run the host kernel here'), lines[:4]
+    assert [line for line in lines if line.startswith('## ')][0] == \
+        '## Effect of zd against baseline'
+    effect = md.split('## Effect of zd against baseline')[1].split('\n## ')[0]
+    pfifo_table = effect.split('Variant tree=pfifo')[1].split('Variant tree=tbf')[0]
+    assert '| 8 | runs ok/failed | 1/0 (flagged: a) | 1/0 (flagged: b) |  |' in pfifo_table, effect
+    assert 'b: zd, 8 flows, variant tree=pfifo, rep 1: not comparable: the sender\'s queue ' \
+           'never filled (max backlog 0 of limit 100 packets)' in effect, effect
+    assert '| baseline | vanilla | — | 4.14.67-vanilla |' in effect, effect
+    assert '| zd | vm-pfifo | vm-pfifo | 4.14.67-vm-pfifo | c0ffee |' in effect, effect
+    assert 'Configs of baseline and zd identical apart from LOCALVERSION: yes.' in effect
+    flagged = md.split('## Flagged runs')[1].split('\n## ')[0]
+    assert flagged.count('not comparable') == 4, flagged

@@ -1,7 +1,9 @@
-"""Pure parts of the experiment runner: the run matrix, run.json's status, iperf3's split, and
-RTT samples from a capture recorded on this machine (fixtures/experiment/README.md)."""
+"""Pure parts of the experiment runner: the run matrix, run.json's status and outcomes, iperf3's
+split, where a tool is found, ss's connection lines and RTT samples recorded on this machine
+(fixtures/experiment/README.md), and the kernels of metadata.json."""
 
 import gzip
+import json
 import os
 import subprocess
 
@@ -9,6 +11,7 @@ import pytest
 
 from ansible_collections.zerodrop.testbed.plugins.modules.experiment_plan import plan
 from ansible_collections.zerodrop.testbed.plugins.modules.experiment_record import record
+from ansible_collections.zerodrop.testbed.plugins.modules import experiment_metadata, flow_run
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe, pcap_rtt
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment')
@@ -74,6 +77,171 @@ def test_record_fails_with_every_reason_and_ignores_skipped():
     assert bad['status'] == 'failed'
     assert bad['reason'] == ('qdisc: no; receiver: server exited rc=1; '
                              'sender: client timed out')
+
+
+RUN = {'index': 3, 'mode': 'zd', 'variant': 'default', 'flows': 10, 'rep': 1,
+       'params': {'duration': 5, 'rate': '100mbit', 'flows': 10}}
+
+
+def test_record_takes_only_this_runs_outcomes():
+    # the receiver's server never started, the client was skipped, and the sender's outcome is
+    # the one of run 2 (it failed or was unreachable in run 3): the run fails with both reasons
+    data = record('e', RUN, {'sender': 'vm', 'receiver': 'rcv'}, {}, {
+        'receiver': {'run': 3, 'errors': [], 'results': [
+            {}, {'status': 'failed', 'reason': 'neper server did not start: tcp_stream not found'},
+            {'skipped': True}, {'skipped': True}]},
+        'sender': {'run': 2, 'errors': [], 'results': [{'status': 'ok', 'reason': None}]}},
+        [], 0, 1)
+    assert data['status'] == 'failed'
+    assert data['reason'] == ('receiver: neper server did not start: tcp_stream not found; '
+                              'sender: vm left no outcome of this run: it failed or became '
+                              'unreachable before the run ended')
+
+
+@pytest.mark.parametrize('outcome', [{}, None, 'x', {'run': 3}])
+def test_record_without_an_outcome_fails_the_run(outcome):
+    data = record('e', RUN, {'sender': 'vm'}, {}, {'sender': outcome}, [], 0, 1)
+    assert data['status'] == 'failed' and data['reason'].startswith('sender: vm left no outcome')
+
+
+def test_record_keeps_errors_notes_and_a_stopped_client_once_per_host():
+    # one host plays sender and router: its outcome counts once
+    outcome = {'run': '3', 'errors': ['Run the client: boom'], 'results': [
+        {'status': 'ok', 'reason': None, 'client_stopped': True, 'wall_s': 26.0,
+         'note': 'client still running 3 s after the 20 s test: stopped'},
+        {'status': 'failed', 'reason': 'pulling the raw files failed: rsync rc=23'}]}
+    data = record('e', RUN, {'sender': 'vm', 'router': 'vm', 'receiver': 'rcv'}, {}, {
+        'sender': outcome, 'router': outcome,
+        'receiver': {'run': 3, 'errors': [], 'results': [
+            {'status': 'ok', 'reason': None, 'note': 'server exit codes 255 after the client was '
+                                                     'stopped'}]}},
+        [], 0, 1, kernel={'name': 'vm-pfifo'}, zd_branch='vm-pfifo')
+    assert data['reason'] == ('router/sender: Run the client: boom; router/sender: pulling the raw '
+                              'files failed: rsync rc=23')
+    assert data['client_stopped'] is True and data['phase_wall_s'] == {'router/sender': [26.0]}
+    assert data['notes'] == ['receiver: server exit codes 255 after the client was stopped',
+                             'router/sender: client still running 3 s after the 20 s test: stopped']
+    assert data['kernel'] == {'name': 'vm-pfifo'} and data['zd_branch'] == 'vm-pfifo'
+
+
+def test_record_says_a_reason_once():
+    failed = {'status': 'failed', 'reason': 'server exited rc=1: listen() backlog'}
+    data = record('e', RUN, {'receiver': 'rcv'}, {}, {
+        'receiver': {'run': 3, 'errors': [], 'results': [failed, failed]}}, [], 0, 1)
+    assert data['reason'] == 'receiver: server exited rc=1: listen() backlog'
+
+
+def test_a_tool_is_found_in_bin_dir_only_or_on_the_path_then_in_the_neper_prefix(tmp_path):
+    bin_dir, empty, prefix = tmp_path / 'bin', tmp_path / 'empty', tmp_path / 'prefix'
+    for directory in (bin_dir, empty, prefix):
+        directory.mkdir()
+    (bin_dir / 'tcp_stream').write_text('#!/bin/sh\n')
+    (bin_dir / 'tcp_stream').chmod(0o755)
+    assert flow_probe.find_tool('neper', str(bin_dir)) == (str(bin_dir / 'tcp_stream'),
+                                                           {'bin_dir': str(bin_dir)})
+    assert flow_probe.find_tool('neper', None, path='%s:%s' % (empty, bin_dir),
+                                fallback=[str(prefix)])[0] == str(bin_dir / 'tcp_stream')
+    assert flow_probe.find_tool('neper', None, path=str(empty),
+                                fallback=[str(bin_dir)])[0] == str(bin_dir / 'tcp_stream')
+    assert flow_probe.find_tool('neper', None, path='')[1] == {'path': [],
+                                                               'fallback': ['/opt/neper/bin']}
+    found, where = flow_probe.find_tool('neper', None, path=str(empty), fallback=[str(prefix)])
+    assert found is None and flow_probe.tool_not_found('neper', where) == (
+        'tcp_stream not found in PATH (%s) or %s, and bin_dir is not set' % (empty, prefix))
+    found, where = flow_probe.find_tool('iperf3', None, path=str(empty))
+    assert found is None and flow_probe.tool_not_found('iperf3', where) == (
+        'iperf3 not found in PATH (%s), and bin_dir is not set' % empty)
+    found, where = flow_probe.find_tool('neper', str(empty))
+    assert found is None and flow_probe.tool_not_found('neper', where) == (
+        'tcp_stream not found in bin_dir %s (the PATH is not searched when bin_dir is set)' % empty)
+    assert 'which does not exist' in flow_probe.tool_not_found(
+        'neper', {'bin_dir': str(tmp_path / 'no')})
+
+
+def test_missing_tool_names_the_side():
+    p = {'tool': 'neper', 'binary': None,
+         'searched': {'path': ['/usr/bin'], 'fallback': ['/opt/neper/bin']}}
+    assert flow_run.missing_tool(p, 'server') == (
+        'neper server did not start: tcp_stream not found in PATH (/usr/bin) or /opt/neper/bin, '
+        'and bin_dir is not set')
+    assert flow_run.missing_tool(dict(p, binary='/usr/bin/tcp_stream'), 'client') is None
+
+
+def test_connections_of_a_recorded_ss_output():
+    # two iperf3 streams and their control connection, from the sender's side
+    with open(os.path.join(FIXTURES, 'ss_established_iperf3_P2.txt')) as f:
+        count, received, acked, by_port, each = flow_probe.parse_connections(f.read(), [5333])
+    assert count == 3 and by_port == {5333: 3}
+    assert each[('10.253.1.1:53462', '10.253.1.2:5333')] == (0, 496631846)
+    assert each[('10.253.1.1:53448', '10.253.1.2:5333')] == (4, 165)
+    assert acked == 165 + 496631846 + 489553958 and received == 4
+
+
+def test_the_note_of_a_stopped_client():
+    p = {'client_grace': 30.0, 'duration': 20}
+    assert flow_run.stopped_note(p, {'t': 49.0, 'established': 997, 'syn_sent': 3}) == (
+        'client still running 30.0 s after the 20 s test: stopped (3 socket(s) in SYN-SENT, '
+        '997 connection(s) established)')
+    assert flow_run.stopped_note(p, None) == 'client still running 30.0 s after the 20 s test: stopped'
+
+
+TINYCONFIG = os.path.join(os.path.dirname(__file__), 'fixtures', 'kernel_build',
+                          'tinyconfig-6.1.192-x86_64.config')
+
+
+def named_config(tmp_path, name, localversion, extra=''):
+    with open(TINYCONFIG) as f:
+        text = ''.join(line for line in f if not line.startswith('CONFIG_LOCALVERSION='))
+    path = tmp_path / name
+    path.write_text(text + 'CONFIG_LOCALVERSION="%s"\n' % localversion + extra)
+    return str(path)
+
+
+def test_metadata_kernels_from_experiment_kernels_and_from_the_senders(tmp_path):
+    build = tmp_path / 'metadata.json'
+    build.write_text(json.dumps({'kernelrelease': '4.14.67-vm-pfifo', 'config_sha256': 'ab' * 32,
+                                 'source': {'commit': 'f00d'}}))
+    kernels = {
+        'baseline': {'name': 'vanilla', 'preset': 'vanilla', 'commit': 'beef',
+                     'config': named_config(tmp_path, 'a.config', '-vanilla')},
+        'zd': {'name': 'vm-pfifo', 'preset': 'vm-pfifo', 'metadata_file': str(build),
+               'config': named_config(tmp_path, 'b.config', '-vm-pfifo'), 'profile': 'vm'},
+    }
+    facts = {'vm1': {'kernel': {'release': '6.1.0-50-amd64'}},
+             'vm2': {'kernel': {'release': '4.14.67-vm-tbf', 'build': {'commit': 'cafe'}}}}
+    data = experiment_metadata.metadata({'experiment': 'e'}, ['baseline', 'zd', 'other'],
+                                        {'sender': 'vm1'}, {'other': {'sender': 'vm2'}}, facts,
+                                        {}, {}, kernels, ['Baseline only: no zD sources.'])
+    zd = data['kernels']['zd']
+    assert (zd['branch'], zd['kernelrelease'], zd['commit'], zd['config_sha256']) == (
+        'vm-pfifo', '4.14.67-vm-pfifo', 'f00d', 'ab' * 32)
+    assert zd['profile'] == 'vm' and zd['source'] == 'experiment_kernels'
+    assert zd['localversion'] == '"-vm-pfifo"'
+    base = data['kernels']['baseline']
+    assert base['branch'] is None and base['commit'] == 'beef'
+    assert base['config_sha256_without_localversion'] == zd['config_sha256_without_localversion']
+    other = data['kernels']['other']
+    assert (other['kernelrelease'], other['commit'], other['branch'], other['source']) == (
+        '4.14.67-vm-tbf', 'cafe', 'vm-tbf', "the sender's uname -r")
+    assert data['kernel_comparison']['zd']['identical_apart_from_localversion'] is True
+    assert data['kernel_comparison']['other'] == {
+        'against': 'baseline', 'identical_apart_from_localversion': None, 'differing': None,
+        'localversion': None,
+        'reason': 'other: no config file given (experiment_kernels.<mode>.config)'}
+    # two zD branches: a mode without one is checked against none of them
+    assert data['zd_branches'] == {'baseline': None, 'zd': 'vm-pfifo', 'other': 'vm-tbf'}
+    assert data['notes'] == ['Baseline only: no zD sources.']
+
+
+def test_metadata_config_comparison_lists_what_differs(tmp_path):
+    kernels = {'baseline': {'config': named_config(tmp_path, 'a', '-vanilla')},
+               'zd': {'preset': 'vm-pfifo',
+                      'config': named_config(tmp_path, 'b', '-vm-pfifo', 'CONFIG_NET_CLS=y\n')}}
+    data = experiment_metadata.metadata({}, ['baseline', 'zd'], {'sender': 'h'}, {}, {}, {}, {},
+                                        kernels)
+    assert data['kernel_comparison']['zd']['differing'] == [
+        {'symbol': 'CONFIG_NET_CLS', 'a': None, 'b': 'y'}]
+    assert data['zd_branches'] == {'baseline': 'vm-pfifo', 'zd': 'vm-pfifo'}
 
 
 def test_iperf3_split_keeps_128_per_process():

@@ -123,7 +123,7 @@ def test_each_iperf3_process_is_counted_before_its_own_end():
     host, problems = run_record.read_host(os.path.join(EXPERIMENT, 'fwd_iperf3_F200_sender'))
     assert problems == []
     assert host['client_times'] == {'started_s': 0.0, 'exited_s': [5.44, 7.444],
-                                    'ports': [5201, 5202]}
+                                    'ports': [5201, 5202], 'stopped_s': None}
     assert host['established_by_port'][1] == (1.011, {5201: 101, 5202: 88})
     assert run_record._alive_by_process(host, 5) == 202
     assert run_record._alive({'sender': host}, ['sender'], 5) == 202
@@ -241,3 +241,92 @@ def test_fixture_copies_match_the_shared_recordings():
             opener = (lambda p: gzip.open(p + '.gz', 'rt')) if not os.path.exists(copy) else open
             with opener(copy) as f, open(os.path.join(shared, run, name)) as g:
                 assert f.read() == g.read(), copy
+
+
+STALL = os.path.join(EXPERIMENT, 'neper_stall_F8')
+
+
+def test_a_client_stopped_on_a_stalled_connect_is_recorded_with_what_its_flows_did(tmp_path):
+    # neper, 8 flows: flows 0-2 connected, flow 3 stayed in SYN-SENT, the test never started
+    # and the client was stopped 3 s after it should have ended (fixtures/experiment/README.md)
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(os.path.join(STALL, 'blocking'), run_dir)
+    rec = run_record.normalise(run_dir)
+    assert rec['status'] == 'ok' and rec['client_stopped'] is True and rec['problems'] == []
+    assert rec['notes'] == [
+        'receiver: server exit codes 255 after the client was stopped',
+        'sender: client still running 3.0 s after the 3 s test: stopped (1 socket(s) in SYN-SENT, '
+        '3 connection(s) established)']
+    assert rec['flows_connected'] == 3 and rec['flows_stalled_connect'] == 1
+    assert rec['connect_attempts'] == 5 and rec['connect_failures'] == 0
+    # the stalled SYN, resent in the 6 s the client ran (Linux 6.18: the first four a second
+    # apart, net.ipv4.tcp_syn_linear_timeouts)
+    assert rec['syn_retrans'] == 5
+    # neper's samples.csv holds only its header: the receiver's own per-connection bytes count
+    assert rec['flows_started'] == 3 and rec['flows_zero_bytes'] == 3
+    assert rec['jain_index'] is None
+    assert rec['throughput_source'] == 'sampled' and rec['throughput_bps'] == 0.0
+    assert rec['per_host']['sender']['connecting'] == {'samples': 7, 'max': 1, 'last': [6.092, 0]}
+    assert rec['per_host']['receiver']['flows'] == {'connections': 3, 'bytes_received': 0,
+                                                    'bytes_acked': 0}
+    assert rec['not_comparable'] == [] and rec['zd_branch'] is None
+
+
+def test_stalled_connects_of_a_client_that_ran_its_test():
+    # --async-connect: neper ran its 3 s test with six flows; two stayed in SYN-SENT until it
+    # exited at 3.141 s (the last sample half a second before that saw them)
+    host, problems = run_record.read_host(os.path.join(STALL, 'async_sender'))
+    assert problems == []
+    assert host['connecting'] == [(0.08, 2), (1.103, 2), (2.106, 2), (3.068, 0)]
+    assert run_record._stalled_connect({'sender': host}, ['sender']) == 2
+    assert run_record._connected({'sender': host}, ['sender'], 'neper') == 6
+    assert run_record._counter_if_known({'sender': host}, ['sender'], 'TcpExtTCPSynRetrans') == 4
+    assert run_record._counter_if_known({'sender': host}, ['sender'], 'NoSuchCounter') is None
+
+
+@pytest.mark.parametrize('name,text,match', [
+    ('flows', 'a b 1 2 3\n', 'flows: line 1'),
+    ('flows', '# header\na b 1 2 x y\n', 'flows: line 2'),
+    ('connecting', '1.0\n', 'connecting: line 1'),
+    ('connecting', '1.0 x\n', 'connecting: line 1'),
+    ('host_json', '[]', 'host: not'),
+    ('host_json', '{"devices": []}', 'host: not'),
+])
+def test_runner_files_are_checked(name, text, match):
+    with pytest.raises(run_record.ParseError, match=match):
+        getattr(run_record, '_' + name)(text)
+
+
+LAYOUT = os.path.join(os.path.dirname(__file__), 'fixtures', 'layout')
+
+
+@pytest.mark.parametrize('tree,run,layout_ok,filled', [
+    # run.json names the branch the comparison needs; the sender's host.json has the txqueuelen
+    ('pfifo', {'zd_branch': 'vm-pfifo'}, True, False),
+    ('tbf', {'zd_branch': 'vm-pfifo'}, False, True),
+    ('tbf', {'zd_branch': 'vm-tbf'}, True, True),
+    # no zD kernel in the experiment: only the queue is checked
+    ('pfifo', {'zd_branch': None}, None, False),
+    # run.json without zd_branch (a run recorded by hand): the sender's release decides
+    ('tbf', {}, None, True),
+])
+def test_the_guard_of_a_run(tree, run, layout_ok, filled):
+    host, problems = run_record.read_host(os.path.join(LAYOUT, 'direct_%s_sender' % tree))
+    assert problems == [] and host['host']['egress']['dev'] == 'vs'
+    branch, layout, queue, reasons = run_record._zd_guard(run, {'sender': host}, ['sender'])
+    assert branch == run.get('zd_branch')
+    assert (layout['ok'] if layout else None) == layout_ok
+    assert queue['filled'] is filled and queue['device'] == 'vs'
+    assert len(reasons) == (layout_ok is False) + (not filled)
+
+
+def test_a_physical_branch_is_checked_on_the_bottleneck_outside_the_sender():
+    host, _problems = run_record.read_host(os.path.join(LAYOUT, 'direct_pfifo_sender'))
+    run = {'zd_branch': 'physical-pfifo', 'bottleneck': {'host_role': 'sender', 'device': 'vs'}}
+    _branch, layout, _queue, reasons = run_record._zd_guard(run, {'sender': host}, ['sender'])
+    assert layout['ok'] is False and layout['reason'] == (
+        "physical-pfifo acts on the hypervisor's tap, and no such device is known for this run")
+    run['bottleneck'] = {'host_role': 'hypervisor', 'device': 'vs'}
+    _branch, layout, _queue, reasons = run_record._zd_guard(
+        run, {'sender': {}, 'hypervisor': host}, ['sender'])
+    assert layout['ok'] is True and layout['found'] == 'root pfifo 1: limit 100'

@@ -26,7 +26,7 @@ RED_COUNTERS = ('marked', 'early', 'pdrop', 'other')
 _OWN_TREE_PARENTS = ('ffff:fff1', 'ffff:fff2')
 
 
-def _load(data, what):
+def load(data, what='tc qdisc'):
     if isinstance(data, (list, tuple)):
         return list(data)
     text = (data or '').strip()
@@ -72,7 +72,7 @@ def parse(data, dev=None):
 
     ``dev`` names the device when the output came from ``show dev X`` (which omits ``dev``).
     """
-    return [normalise(entry, dev) for entry in _load(data, 'tc qdisc')]
+    return [normalise(entry, dev) for entry in load(data)]
 
 
 def key(qdisc):
@@ -132,19 +132,29 @@ def totals(qdiscs, devices=None):
     return result
 
 
-def parse_samples(text):
+def load_samples(text):
     """``tc_during.jsonl``: one ``{"t": seconds, "qdiscs": [...]}`` per line -> list of
-    ``(t, [normalised qdiscs])``."""
+    ``(t, [qdisc objects as tc printed them])``."""
     samples = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
-            samples.append((float(entry['t']), parse(entry['qdiscs'], entry.get('dev'))))
+            qdiscs = entry['qdiscs']
+            if not isinstance(qdiscs, list):
+                raise TypeError('qdiscs is not a list')
+            if entry.get('dev'):
+                qdiscs = [dict(q, dev=q.get('dev') or entry['dev']) for q in qdiscs]
+            samples.append((float(entry['t']), qdiscs))
         except (ValueError, KeyError, TypeError) as e:
             raise ParseError('tc samples: line %d is not {"t": ..., "qdiscs": [...]}: %s' % (number, e))
     return samples
+
+
+def parse_samples(text):
+    """``tc_during.jsonl`` -> list of ``(t, [normalised qdiscs])`` (see load_samples)."""
+    return [(t, parse(qdiscs)) for t, qdiscs in load_samples(text)]
 
 
 def backlog_max(samples, devices=None):
