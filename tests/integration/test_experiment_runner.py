@@ -252,6 +252,7 @@ def pair_inventory(pair, neper_dir, sender_vars=''):
         '    rcv: {experiment_netns: %s, experiment_data_address: %s, experiment_bin_dir: %s}\n'
         '    rcv-no-tools: {experiment_netns: %s, experiment_data_address: %s,'
         ' experiment_bin_dir: %s}\n'
+        '    gone: {ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: 1}\n'
         % (pair['snd'], neper_dir, sender_vars, pair['rcv'], pair['server'], neper_dir,
            pair['rcv'], pair['server'], empty))
     return str(inventory), str(empty)
@@ -275,6 +276,7 @@ def records_of(results, name):
 def test_a_run_whose_server_tool_is_missing_fails_and_the_next_runs(pair, neper, playbook):
     # Issue 10: the receiver's tool was not found, its server never started, every client was
     # skipped, and the sender (not on the controller: its files are pulled) left no outcome.
+    # The broken mode also has an observer that cannot be reached at all.
     remote = pair['tmp'] / 'remote'
     inventory, empty = pair_inventory(
         pair, neper, ', experiment_on_controller: false, experiment_remote_dir: %s' % remote)
@@ -282,7 +284,7 @@ def test_a_run_whose_server_tool_is_missing_fails_and_the_next_runs(pair, neper,
         'experiment_name': 'missing',
         'experiment_modes': ['broken', 'fine'],
         'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv'},
-        'experiment_mode_hosts': {'broken': {'receiver': 'rcv-no-tools'}},
+        'experiment_mode_hosts': {'broken': {'receiver': 'rcv-no-tools', 'observer': 'gone'}},
         'experiment_flows': [4],
         'experiment_threads': 1,
         'experiment_duration': 2,
@@ -291,14 +293,16 @@ def test_a_run_whose_server_tool_is_missing_fails_and_the_next_runs(pair, neper,
         'experiment_sysctls': {'net.core.somaxconn': 65535},
         'experiment_results_dir': pair['results'],
     })
-    assert run.rc == 0, run
+    assert run.rc == 4, run  # ansible-playbook's code for an unreachable host
+    assert set(host for _task, host, _msg in run.failures()) == {'gone'}, run
     records = records_of(pair['results'], 'missing')
     assert sorted(records) == ['broken/default/4/1', 'fine/default/4/1'], records
     broken, _result, broken_dir = records['broken/default/4/1']
     assert broken['status'] == 'failed'
-    assert broken['reason'] == ('receiver: neper server did not start: tcp_stream not found in '
-                                'bin_dir %s (the PATH is not searched when bin_dir is set)'
-                                % empty), broken
+    assert broken['reason'] == ('observer: gone left no outcome of this run: it failed or became '
+                                'unreachable before the run ended; receiver: neper server did not '
+                                'start: tcp_stream not found in bin_dir %s (the PATH is not '
+                                'searched when bin_dir is set)' % empty), broken
     assert not os.path.exists(os.path.join(broken_dir, 'sender'))
     fine, result, fine_dir = records['fine/default/4/1']
     assert fine['status'] == 'ok' and fine['reason'] is None, fine
