@@ -26,6 +26,13 @@ description:
     bottleneck rate, aborted and zero-byte flows, Jain's index, retransmissions, RTOs, sender-side
     qdisc drops, connection failures, ECN marks, CPU per host role and RTT percentiles (those with data).
   - The setup of each mode (kernels, commits, qdiscs, sysctls) is taken from C(metadata.json).
+  - The report starts with the C(notes) of metadata.json (a baseline-only experiment says so in
+    its title). With a mode besides O(baseline_mode), its first section is that mode's effect per
+    flow count - sender-side qdisc drops, throughput and fraction of the bottleneck rate, failed
+    connections, flows stalled in SYN-SENT, RTOs, retransmissions, zero-byte and aborted flows,
+    Jain's index side by side with their ratio, runs that are not comparable (zD layout guard,
+    queue never filled) or whose client was stopped marked - then the kernels and whether their
+    configs are identical apart from LOCALVERSION.
   - "Runs on the controller - use C(delegate_to: localhost) - and needs matplotlib in the Python
     that runs the module there (C(ansible_python_interpreter) of localhost)."
 options:

@@ -22,8 +22,13 @@ description:
   - The record holds throughput and its fraction of the bottleneck rate, flows started, alive,
     aborted (C(TcpExtTCPAbortOnTimeout)) and with zero bytes, Jain's fairness index over per-flow
     bytes, retransmissions, RTOs, sender-side and bottleneck qdisc drops, ECN marks, listen
-    overflows, connection failures, CPU per host role, RTT percentiles and the largest sampled
-    bottleneck backlog, plus C(per_host) with the raw counter deltas each figure came from.
+    overflows, connections attempted, failed, connected and stalled in SYN-SENT, SYN
+    retransmissions, whether the client was stopped, CPU per host role, RTT percentiles and the
+    largest sampled bottleneck backlog, plus C(per_host) with the raw counter deltas each figure
+    came from.
+  - It also says whether the run could show zD's effect - C(layout_check) (the qdisc layout the
+    sender's zD branch needs), C(queue_check) (whether the sender's queue filled) and
+    C(not_comparable) (the reasons when not).
   - A figure whose input was not captured is null, never 0. Files that cannot be parsed are named
     in C(problems) and do not stop the rest; C(status) and C(reason) come from C(run.json).
   - "The results live on the controller, so run it there (C(delegate_to: localhost)). It only reads
