@@ -29,6 +29,13 @@ description:
     versions, make variables, targets). With an unchanged fingerprint and the artifacts present
     the task does nothing and reports no change; any change rebuilds incrementally.
   - Writes C(metadata.json) (and the build log C(build.log)) into the build directory.
+  - With O(targets=[]) it only configures and verifies, a profile check that takes seconds.
+    Base, fragments and C(make olddefconfig) in the build directory, then the verification; no
+    C(metadata.json), nothing built, C(changed) when the C(.config) changed.
+  - A failed verification explains each symbol from the tree's Kconfig files, read once per
+    task. Unknown to this kernel; no prompt, so set only when selected (with the symbols that
+    select it); a value that does not fit its type (not y/m/n for a bool or tristate); m
+    without C(CONFIG_MODULES); or the dependency that is n in the final config.
 options:
   source:
     description: Path of the kernel source tree (the directory with the top-level C(Makefile)).
@@ -82,6 +89,8 @@ options:
       - Make targets, in order. C(image) stands for the architecture's boot image (C(bzImage)
         on x86). C(modules) is skipped when the final config has C(CONFIG_MODULES) off.
       - C(bindeb-pkg) leaves C(.deb) packages in the parent directory of the build directory.
+      - An empty list configures and verifies only (see the description); RV(config_path),
+        RV(config_sha256), RV(unmet) and RV(skipped_symbols) are then the result.
     type: list
     elements: str
     default: [image, modules]
@@ -134,13 +143,19 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Compares the inputs with those recorded by the last build and reports whether a
-      build would run; nothing is configured or built.
+    details:
+      - Compares the inputs with those recorded by the last build and reports whether a build
+        would run; nothing is configured or built.
+      - With O(targets=[]) and O(build_dir) set, configures a temporary build directory
+        (removed afterwards), so the verification runs for real and C(changed) says whether
+        the C(.config) in O(build_dir) would change; O(build_dir) is not touched.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode).
     support: full
-    details: Before and after are the recorded and the new fingerprints (source, config hash,
-      kernel release).
+    details:
+      - Before and after are the recorded and the new fingerprints (source, config hash,
+        kernel release).
+      - With O(targets=[]), the old and new C(.config) assignments.
   platform:
     description: Target OS/families that can be operated against.
     support: full
@@ -189,11 +204,23 @@ EXAMPLES = r'''
 - name: Show the image
   ansible.builtin.debug:
     msg: "{{ kernel.artifacts.image }} ({{ kernel.kernelrelease }})"
+
+- name: Check that a profile's symbols survive olddefconfig, without building
+  zerodrop.testbed.kernel_build:
+    source: /usr/src/zd/linux-4.14.67
+    build_dir: /var/cache/zerodrop/kernel/build/check-vm
+    config_base: tinyconfig
+    config:
+      64BIT: y
+      NET_SCHED: y
+      NET_CLS_U32: y
+    targets: []
+  register: checked
 '''
 
 RETURN = r'''
 kernelrelease:
-  description: C(make kernelrelease) of the build.
+  description: C(make kernelrelease) of the build; null with O(targets=[]).
   returned: success
   type: str
   sample: 6.1.192
@@ -213,7 +240,7 @@ artifacts:
       description: C(System.map).
       type: str
     config:
-      description: The final C(.config).
+      description: The final C(.config) (the only artifact with O(targets=[])).
       type: str
     modules:
       description: Built modules (C(.ko) paths) in C(modules.order) order.
@@ -225,12 +252,24 @@ artifacts:
       elements: str
 metadata:
   description: The content of RV(metadata_file).
-  returned: success
+  returned: success, when O(targets) is not empty
   type: dict
 metadata_file:
   description: Path of C(metadata.json) in the build directory.
+  returned: success, when O(targets) is not empty
+  type: str
+config_path:
+  description: Path of the final C(.config) (in check mode with O(targets=[]), the one that
+    would be written).
   returned: success
   type: str
+  sample: /srv/build/tiny/.config
+requested_symbols:
+  description: Every symbol that was verified (from O(config), O(config_fragments) and the known
+    symbols of O(config_optional)) with its wanted value, in C(.config) spelling.
+  returned: success
+  type: dict
+  sample: {CONFIG_TCP_CONG_DCTCP: y, CONFIG_LOCALVERSION: '"-zd"'}
 build_log:
   description: Path of the log of the last make run.
   returned: always
@@ -241,10 +280,11 @@ config_sha256:
   type: str
 fingerprint:
   description: Hash of source, config hash, toolchain, make variables and targets.
-  returned: success
+  returned: success, when O(targets) is not empty
   type: str
 unmet:
-  description: Requested symbols without their value in the final config.
+  description: Requested symbols without their value in the final config (the task fails on
+    them unless O(on_unmet=warn); its message says why for each).
   returned: always
   type: list
   elements: dict
@@ -292,6 +332,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -361,6 +402,7 @@ class KernelBuild(object):
         self.log = os.path.join(self.obj, LOG)
         self.state_dir = os.path.join(self.obj, STATE_DIR)
         self.meta_path = os.path.join(self.obj, METADATA)
+        self._kconfig = None
         self.env = {'LC_ALL': 'C', 'LANG': 'C'}
         if self.p['ccache'] and self.p['ccache_dir']:
             self.env['CCACHE_DIR'] = self.p['ccache_dir']
@@ -433,8 +475,6 @@ class KernelBuild(object):
         for target in p['targets']:
             if not TARGET_RE.match(target):
                 raise BuildError('targets: %r is not a make target' % (target,))
-        if not p['targets']:
-            raise BuildError('targets: give at least one target (e.g. image)')
         if p['jobs'] is not None and p['jobs'] < 1:
             raise BuildError('jobs: must be at least 1')
 
@@ -481,8 +521,9 @@ class KernelBuild(object):
              if 'gcc' in self.hostcc else None)
         need(self.ld, 'linker (LD)', 'binutils (build-essential)' if self.ld.endswith('ld')
              else None)
-        need('bc', 'bc')
-        need('perl', 'perl')
+        if self.p['targets']:
+            need('bc', 'bc')
+            need('perl', 'perl')
         if kt.needs_flex_bison(self.version):
             need('flex', 'flex')
             need('bison', 'bison')
@@ -647,6 +688,12 @@ class KernelBuild(object):
         lines = [line for line in out.splitlines() if line.strip() and 'directory' not in line]
         return lines[-1].strip() if lines else ''
 
+    def kconfig(self):
+        """The tree's Kconfig index for the build's architecture, read once per task."""
+        if self._kconfig is None:
+            self._kconfig = kc.kconfig_index(self.src, self.user_vars.get('ARCH'))
+        return self._kconfig
+
     def configure(self, state_dir):
         """Base + fragments + olddefconfig into <obj>/.config; returns the fragment paths used."""
         dot_config = os.path.join(self.obj, '.config')
@@ -660,9 +707,9 @@ class KernelBuild(object):
         inline = dict(self.inline)
         self.skipped = []
         if self.optional:
-            known = kc.kconfig_symbols(self.src)
+            known = self.kconfig()
             for sym, value in self.optional.items():
-                if sym[len('CONFIG_'):] in known:
+                if sym in known:
                     inline.setdefault(sym, value)
                 else:
                     self.skipped.append(sym)
@@ -759,9 +806,114 @@ class KernelBuild(object):
                 'config_sha256': meta.get('config_sha256'),
                 'source': meta.get('source'), 'make_vars': meta.get('make_vars')}
 
+    def prepare_build_dir(self, dot_config):
+        """Create the build and state directories; return the .config's bytes and stat."""
+        if not os.path.isdir(self.obj):
+            os.makedirs(self.obj)
+            self.runner.changes.append(['mkdir', '-p', self.obj])
+        if not os.path.isdir(self.state_dir):
+            os.makedirs(self.state_dir)
+        old_bytes = read_bytes(dot_config)
+        return old_bytes, os.stat(dot_config) if old_bytes is not None else None
+
+    def configure_verified(self, dot_config, old_bytes, old_stat, check=None):
+        """Configure and verify; on failure put the previous .config back (content and times).
+
+        Returns the final .config's bytes, its parsed form and the unmet symbols (on_unmet=warn).
+        """
+        try:
+            self.configure(self.state_dir)
+            final_bytes = read_bytes(dot_config)
+            final = kc.parse_config(final_bytes.decode('utf-8', 'replace'))
+            unmet = kc.verify(self.requested, final)
+            if unmet:
+                lines = kc.describe_unmet(unmet, self.kconfig(), final)
+                if self.p['on_unmet'] == 'fail':
+                    raise BuildError('%d requested config symbol(s) not satisfied after '
+                                     'olddefconfig (the previous .config is kept): %s'
+                                     % (len(unmet), '; '.join(lines)), unmet=unmet)
+                self.module.warn('requested config symbols not satisfied: '
+                                 + '; '.join(lines))
+            if check:
+                check(final)
+        except BuildError:
+            if old_bytes is None:
+                if os.path.exists(dot_config):
+                    os.unlink(dot_config)
+            else:
+                write_atomic(dot_config, old_bytes)
+                os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+            raise
+        if final_bytes == old_bytes and old_stat is not None:
+            # Same config: keep the old mtime so that kbuild sees an untouched .config.
+            os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+        return final_bytes, final, unmet
+
+    def configure_only(self):
+        """targets: []: configure and verify the build directory's .config, build nothing."""
+        dot_config = os.path.join(self.obj, '.config')
+        if self.module.check_mode:
+            return self.configure_trial(dot_config)
+        old_bytes, old_stat = self.prepare_build_dir(dot_config)
+        final_bytes, final, unmet = self.configure_verified(dot_config, old_bytes, old_stat)
+        return self.config_result(old_bytes, final_bytes, final, unmet, dot_config)
+
+    def configure_trial(self, dot_config):
+        """Check mode of targets: []: configure a temporary build directory, compare."""
+        if not self.out_of_tree:
+            result = self.config_result(None, None, None, [], dot_config)
+            result['msg'] = ('would configure the tree in place; check mode verifies the '
+                             'configuration only with build_dir set')
+            return result
+        real_obj, real_state = self.obj, self.state_dir
+        trial = tempfile.mkdtemp(prefix='zerodrop-kconfig-')
+        try:
+            self.obj, self.state_dir = trial, os.path.join(trial, STATE_DIR)
+            os.makedirs(self.state_dir)
+            if os.path.isdir(os.path.join(real_obj, 'scripts', 'kconfig')):
+                # kbuild's host programs, already built there: make finds them up to date.
+                shutil.copytree(os.path.join(real_obj, 'scripts'), os.path.join(trial, 'scripts'),
+                                symlinks=True)
+            trial_config = os.path.join(trial, '.config')
+            existing = read_bytes(dot_config)
+            if self.base_kind == 'target' and self.base == 'olddefconfig':
+                write_atomic(trial_config, existing or b'')
+            final_bytes, final, unmet = self.configure_verified(trial_config, None, None)
+        finally:
+            self.obj, self.state_dir = real_obj, real_state
+            shutil.rmtree(trial, ignore_errors=True)
+            self.runner.changes = [[arg.replace(trial, real_obj) for arg in argv]
+                                   for argv in self.runner.changes]
+        return self.config_result(existing, final_bytes, final, unmet, dot_config)
+
+    def config_result(self, old_bytes, final_bytes, final, unmet, dot_config):
+        """The result of targets: []; changed when the .config's bytes differ (or are unknown)."""
+        changed = final_bytes is None or final_bytes != old_bytes
+        result = {
+            'changed': changed, 'built': False, 'kernelrelease': None,
+            'config_path': dot_config,
+            'artifacts': {'config': dot_config, 'image': None, 'vmlinux': None,
+                          'system_map': None, 'modules': [], 'debs': []},
+            'build_log': self.log,
+            'config_sha256': kc.config_hash(final) if final is not None else None,
+            'unmet': unmet, 'skipped_symbols': getattr(self, 'skipped', []),
+            'requested_symbols': getattr(self, 'requested', {}),
+            'compat_vars': [], 'make_command': [], 'reproducer': [],
+            'duration': round(time.time() - self.started, 2),
+            'commands': self.runner.changes,
+        }
+        if changed and final is not None and self.module._diff:
+            before = kc.parse_config(old_bytes.decode('utf-8', 'replace')) if old_bytes else {}
+            result['diff'] = {'before': kc.render_fragment(before) if before else '',
+                              'after': kc.render_fragment(final),
+                              'before_header': dot_config, 'after_header': dot_config}
+        return result
+
     def execute(self):
         self.validate()
         self.check_tools()
+        if not self.p['targets']:
+            return self.configure_only()
         toolchain = self.toolchain()
         source = self.source_identity()
         base_data = self.base_content()
@@ -784,42 +936,9 @@ class KernelBuild(object):
                               'after': {'inputs_fingerprint': inputs_fp}}
             return result
 
-        if not os.path.isdir(self.obj):
-            os.makedirs(self.obj)
-            self.runner.changes.append(['mkdir', '-p', self.obj])
-        old_bytes = read_bytes(dot_config)
-        old_stat = os.stat(dot_config) if old_bytes is not None else None
-
-        def restore():
-            if old_bytes is None:
-                if os.path.exists(dot_config):
-                    os.unlink(dot_config)
-            else:
-                write_atomic(dot_config, old_bytes)
-                os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
-
-        if not os.path.isdir(self.state_dir):
-            os.makedirs(self.state_dir)
-        try:
-            self.configure(self.state_dir)
-            final_bytes = read_bytes(dot_config)
-            final = kc.parse_config(final_bytes.decode('utf-8', 'replace'))
-            unmet = kc.verify(self.requested, final)
-            if unmet:
-                lines = kc.describe_unmet(unmet, kc.kconfig_symbols(self.src))
-                if self.p['on_unmet'] == 'fail':
-                    raise BuildError('%d requested config symbol(s) not satisfied after '
-                                     'olddefconfig (the previous .config is kept): %s'
-                                     % (len(unmet), '; '.join(lines)), unmet=unmet)
-                self.module.warn('requested config symbols not satisfied: '
-                                 + '; '.join(lines))
-            self.check_config_requirements(final)
-        except BuildError:
-            restore()
-            raise
-        if final_bytes == old_bytes and old_stat is not None:
-            # Same config: keep the old mtime so that kbuild sees an untouched .config.
-            os.utime(dot_config, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+        old_bytes, old_stat = self.prepare_build_dir(dot_config)
+        final_bytes, final, unmet = self.configure_verified(
+            dot_config, old_bytes, old_stat, check=self.check_config_requirements)
 
         compat = []
         if self.p['compat'] == 'auto':
@@ -913,6 +1032,8 @@ class KernelBuild(object):
             'fingerprint': meta.get('fingerprint'),
             'unmet': meta.get('unmet') or [],
             'skipped_symbols': meta.get('skipped_symbols') or [],
+            'requested_symbols': meta.get('requested_symbols') or {},
+            'config_path': (meta.get('artifacts') or {}).get('config'),
             'compat_vars': meta.get('compat_vars') or [],
             'make_command': meta.get('make_command') or [],
             'reproducer': meta.get('reproducer') or [],

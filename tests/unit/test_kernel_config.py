@@ -109,12 +109,387 @@ def test_config_hash_ignores_comments_and_order(tiny):
     assert kc.config_hash(changed) != kc.config_hash(tiny)
 
 
-def test_kconfig_symbols(tmp_path):
-    (tmp_path / 'Kconfig').write_text('config FOO\n\tbool "foo"\nmenuconfig BAR\n\tbool\n')
-    sub = tmp_path / 'net'
-    sub.mkdir()
-    (sub / 'Kconfig.debug').write_text('  config BAZ\n# config NOT_ME\n')
-    assert kc.kconfig_symbols(str(tmp_path)) == {'FOO', 'BAR', 'BAZ'}
+# A small tree in real Kconfig syntax: sourcing (with $(SRCARCH), rsource, a missing osource),
+# menuconfig, if/menu/choice blocks, bool + separate prompt, def_bool, select/imply with if,
+# help text that looks like Kconfig (both help keywords), continuation lines, comments.
+KCONFIG_TREE = {
+    'Kconfig': """
+mainmenu "Test/$(SRCARCH) Kernel Configuration"
+
+source "init/Kconfig"
+source "net/Kconfig"
+source "arch/$(SRCARCH)/Kconfig"
+osource "nowhere/Kconfig"
+""",
+    'init/Kconfig': """
+config MODULES
+\tbool "Enable loadable module support"
+\tmodules
+\thelp
+\t  config IN_HELP
+\t  select NET_CLS
+
+\t  Still help after a blank line:
+\t    bool "not a prompt"
+
+config EXPERT
+\tbool "Configure standard kernel features (expert users)"
+
+config BUG
+\tbool "BUG() support" if EXPERT
+\tdefault y
+
+config SLOB
+\tbool "SLOB allocator" if EXPERT
+
+menuconfig NET
+\tbool "Networking support"
+\t---help---
+\t  The 4.14 spelling of help.
+config FROM_GCC
+\tdef_bool $(success,true)
+
+config HAVE_PCI
+\tdef_bool y
+
+config SHOWN_NUMBER
+\tint "A number"
+\trange 1 10
+\tdefault 4
+
+config BIG_NUMBER_ONLY
+\tbool "Only with a big number"
+\tdepends on SHOWN_NUMBER >= 8 && !EXPERT
+
+config STACKPROTECTOR
+\tbool "Stack protector"
+\tdepends on $(cc-option,-fstack-protector)
+
+config LOCALVERSION
+\tstring "Local version - append to kernel release"
+
+config PHYSICAL_START
+\thex "Physical address where the kernel is loaded"
+\tdefault 0x1000000
+
+config ORPHAN
+\tbool
+
+config SET_BY_DEFAULT
+\tbool
+\tdefault y if NET
+""",
+    'net/Kconfig': """
+if NET
+
+menu "QoS and/or fair queueing"
+
+config NET_SCHED
+\tbool "QoS and/or fair queueing"
+\tselect NET_SCH_FIFO
+
+config NET_SCH_FIFO
+\tbool
+
+config NET_CLS
+\tbool
+
+config NET_CLS_BASIC
+\ttristate "Elementary classification (BASIC)"
+\tdepends on NET_SCHED
+\tselect NET_CLS
+
+config NET_CLS_U32
+\ttristate
+\tprompt "Universal 32bit comparisons w/ hashing (U32)"
+\tdepends on NET_SCHED
+\tselect NET_CLS if NET_SCHED
+\timply NET_EMATCH  # a comment
+
+config NET_EMATCH
+\tbool
+
+endmenu
+
+menuconfig NETDEVICES
+\tbool "Network device support"
+
+config INET
+\tbool "TCP/IP networking"
+
+config TUN
+\ttristate "Universal TUN/TAP device driver support"
+\tdepends on NETDEVICES && \\
+\t\t   INET
+
+config TAP
+\ttristate "MACVTAP and IPVTAP backend"
+\tdepends on NETDEVICES
+
+config VHOST_NET
+\ttristate "Host kernel accelerator for virtio net"
+\tdepends on TAP
+
+rsource "Kconfig.extra"
+
+endif # NET
+""",
+    'net/Kconfig.extra': """
+config NET_EXTRA
+\tbool "Sourced relative to net/"
+""",
+    'arch/x86/Kconfig': """
+config ARCH
+\tstring
+\toption env="ARCH"
+
+config X86
+\tdef_bool y
+\tselect NET_SCHED if NET
+
+config 64BIT
+\tbool "64-bit kernel" if ARCH = "x86"
+\tdefault ARCH != "i386"
+
+choice
+\tprompt "Processor family"
+\tdefault GENERIC_CPU
+
+config MCORE2
+\tbool "Core 2/newer Xeon"
+
+config GENERIC_CPU
+\tbool "Generic-x86-64"
+
+endchoice
+""",
+    'arch/arm/Kconfig': """
+config ARM
+\tdef_bool y
+
+config NET_CLS
+\tbool "Only arm would give it a prompt"
+""",
+    'Documentation/kbuild/Kconfig.example': """
+config NOT_SOURCED
+\tbool "An example in the documentation"
+""",
+}
+
+
+@pytest.fixture
+def ktree(tmp_path):
+    for rel, text in KCONFIG_TREE.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.lstrip('\n'))
+    return str(tmp_path)
+
+
+def test_kconfig_index_reads_what_kconfig_sources(ktree):
+    index = kc.kconfig_index(ktree, 'x86_64')
+    assert index.arch == 'x86' and index.warnings == []
+    assert set(index) == {
+        'MODULES', 'EXPERT', 'BUG', 'SLOB', 'NET', 'FROM_GCC', 'HAVE_PCI', 'SHOWN_NUMBER',
+        'BIG_NUMBER_ONLY', 'STACKPROTECTOR', 'LOCALVERSION', 'PHYSICAL_START', 'ORPHAN',
+        'SET_BY_DEFAULT', 'NET_SCHED', 'NET_SCH_FIFO', 'NET_CLS', 'NET_CLS_BASIC',
+        'NET_CLS_U32', 'NET_EMATCH', 'NETDEVICES', 'INET', 'TUN', 'TAP', 'VHOST_NET', 'NET_EXTRA',
+        'ARCH', 'X86', '64BIT', 'MCORE2', 'GENERIC_CPU'}
+    assert 'CONFIG_NET_CLS' in index and 'ARM' not in index and 'IN_HELP' not in index
+    assert kc.kconfig_symbols(ktree, 'x86_64') == set(index)
+
+
+def test_kconfig_index_types_prompts_and_selects(ktree):
+    index = kc.kconfig_index(ktree, 'x86_64')
+    cls = index.get('NET_CLS')
+    assert (cls.type, cls.has_prompt, cls.defaults) == ('bool', False, 0)
+    assert cls.selected_by == [('NET_CLS_BASIC', ''), ('NET_CLS_U32', 'NET_SCHED')]
+    assert index.get('NET_EMATCH').implied_by == [('NET_CLS_U32', '')]
+    assert index.get('NET_SCHED').selected_by == [('X86', 'NET')]
+    u32 = index.get('CONFIG_NET_CLS_U32')
+    assert (u32.type, u32.has_prompt) == ('tristate', True)     # bool/tristate + separate prompt
+    assert u32.definitions[0]['depends'] == ['NET', 'NET_SCHED']   # if NET + its own
+    assert index.get('NET').has_prompt and index.get('NETDEVICES').has_prompt   # menuconfig
+    pci = index.get('HAVE_PCI')
+    assert (pci.type, pci.has_prompt, pci.defaults) == ('bool', False, 1)       # def_bool
+    assert index.get('BUG').definitions[0]['prompts'] == ['EXPERT']
+    assert index.get('TUN').definitions[0]['depends'] == ['NET', 'NETDEVICES && INET']
+    assert index.get('MODULES').selected_by == []       # the help text's "select" is text
+    assert [index.get(n).type for n in ('SHOWN_NUMBER', 'PHYSICAL_START', 'LOCALVERSION')] == [
+        'int', 'hex', 'string']
+    assert index.get('GENERIC_CPU').definitions[0]['choice'] is not None
+    assert index.get('EXPERT').definitions[0]['choice'] is None
+    assert index.get('ARCH').env == 'ARCH' and index.get('X86').env is None
+
+
+def test_kconfig_index_follows_the_architecture(ktree):
+    arm = kc.kconfig_index(ktree, 'arm')
+    assert 'ARM' in arm and 'X86' not in arm and 'GENERIC_CPU' not in arm
+    assert arm.get('NET_CLS').has_prompt         # arm's own definition has a prompt
+    assert arm.get('NET_SCHED').selected_by == []
+
+
+@pytest.mark.parametrize('arch,srcarch', [
+    ('x86_64', 'x86'), ('i386', 'x86'), ('x86', 'x86'), ('arm64', 'arm64'), ('sparc64', 'sparc'),
+])
+def test_kconfig_arch(arch, srcarch):
+    assert kc.kconfig_arch(arch) == srcarch
+
+
+def test_make_arch_defaults_to_this_machine():
+    assert kc.make_arch('x86_64') == 'x86_64'
+    machine = os.uname().machine
+    subarch = {'x86_64': 'x86', 'aarch64': 'arm64'}.get(machine, machine)
+    assert kc.make_arch() == subarch and kc.kconfig_arch() == kc.kconfig_arch(subarch)
+
+
+def test_kconfig_index_names_what_it_cannot_read(tmp_path):
+    (tmp_path / 'Kconfig').write_text('source "arch/$(NO_SUCH_VARIABLE)/Kconfig"\n'
+                                      'source "missing/Kconfig"\nconfig A\n\tbool "a"\n')
+    index = kc.kconfig_index(str(tmp_path), 'x86')
+    assert set(index) == {'A'}
+    assert len(index.warnings) == 2
+    assert 'cannot expand source "arch/$(NO_SUCH_VARIABLE)/Kconfig"' in index.warnings[0]
+    assert 'cannot read %s' % (tmp_path / 'missing' / 'Kconfig') in index.warnings[1]
+
+
+# A final .config as olddefconfig would leave it for the tree above (x86).
+FINAL = kc.parse_config("""
+CONFIG_MODULES=y
+# CONFIG_EXPERT is not set
+CONFIG_BUG=y
+CONFIG_NET=y
+CONFIG_HAVE_PCI=y
+CONFIG_SHOWN_NUMBER=4
+CONFIG_LOCALVERSION=""
+CONFIG_PHYSICAL_START=0x1000000
+CONFIG_SET_BY_DEFAULT=y
+CONFIG_NET_SCHED=y
+CONFIG_NET_SCH_FIFO=y
+# CONFIG_NET_CLS_BASIC is not set
+CONFIG_NETDEVICES=y
+# CONFIG_INET is not set
+CONFIG_TAP=m
+CONFIG_VHOST_NET=m
+CONFIG_X86=y
+# CONFIG_MCORE2 is not set
+CONFIG_GENERIC_CPU=y
+""")
+
+
+@pytest.fixture
+def index(ktree):
+    return kc.kconfig_index(ktree, 'x86')
+
+
+def explain(index, final=None, **wanted):
+    final = FINAL if final is None else final
+    requested = kc.normalize_dict(wanted)
+    unmet = kc.verify(requested, final)
+    assert [u['symbol'] for u in unmet] == list(requested)
+    return kc.describe_unmet(unmet, index, final)
+
+
+def test_promptless_symbol_names_what_selects_it(index):
+    assert explain(index, NET_CLS='y') == [
+        'CONFIG_NET_CLS: wanted y, got absent (no prompt: it is set only when selected, by '
+        'NET_CLS_BASIC, NET_CLS_U32 if NET_SCHED; ask for one of those)']
+    assert explain(index, NET_EMATCH='y', ORPHAN='y') == [
+        'CONFIG_NET_EMATCH: wanted y, got absent (no prompt: it is set only when implied, by '
+        'NET_CLS_U32; ask for one of those)',
+        'CONFIG_ORPHAN: wanted y, got absent (no prompt and nothing selects it: no '
+        'configuration can set it)']
+    no_net = {'CONFIG_NET': 'n'}
+    assert explain(index, no_net, SET_BY_DEFAULT='y') == [
+        'CONFIG_SET_BY_DEFAULT: wanted y, got absent (no prompt and nothing selects it: its '
+        'value comes from its default alone, whose conditions are not met here)']
+
+
+def test_unknown_symbol(index):
+    assert explain(index, NO_SUCH_SYMBOL='y') == [
+        'CONFIG_NO_SUCH_SYMBOL: wanted y, got absent (unknown to this kernel: no Kconfig '
+        'defines it)']
+    assert explain(index, ARM='y')[0].endswith('(unknown to this kernel: no Kconfig defines it)')
+
+
+def test_unmet_dependency_names_the_false_one(index, ktree):
+    assert explain(index, TUN='y', BIG_NUMBER_ONLY='y', STACKPROTECTOR='y') == [
+        'CONFIG_TUN: wanted y, got absent (dropped by olddefconfig: a dependency is not met: '
+        'NETDEVICES && INET is n here)',
+        'CONFIG_BIG_NUMBER_ONLY: wanted y, got absent (dropped by olddefconfig: a dependency '
+        'is not met: SHOWN_NUMBER >= 8 && !EXPERT is n here)',
+        'CONFIG_STACKPROTECTOR: wanted y, got absent (dropped by olddefconfig: a dependency is '
+        'not met; it depends on $(cc-option,-fstack-protector))']
+    assert explain(index, SLOB='y') == [
+        'CONFIG_SLOB: wanted y, got absent (dropped by olddefconfig: its prompt is hidden: its '
+        'condition EXPERT is n here)']
+    assert explain(index, VHOST_NET='y') == [
+        'CONFIG_VHOST_NET: wanted y, got m (limited to m by a dependency: TAP is m here)']
+    # 4.14's 64BIT: prompt 'if ARCH = "x86"', ARCH from the environment (make's ARCH)
+    no64 = dict(FINAL, CONFIG_64BIT='n')
+    assert explain(index, no64, **{'64BIT': 'y'}) == [
+        'CONFIG_64BIT: wanted y, got n (dropped by olddefconfig: a dependency is not met)']
+    assert explain(kc.kconfig_index(ktree, 'x86_64'), no64, **{'64BIT': 'y'}) == [
+        'CONFIG_64BIT: wanted y, got n (dropped by olddefconfig: its prompt is hidden: its '
+        'condition ARCH = "x86" is n here)']
+    assert explain(index, MCORE2='y') == [
+        'CONFIG_MCORE2: wanted y, got n (dropped by olddefconfig: GENERIC_CPU, another member '
+        'of its choice, is y; ask for that one as n)']
+
+
+def test_values_that_do_not_fit_the_type(index):
+    assert explain(index, NET_CLS_BASIC='yy', NETDEVICES='m', SHOWN_NUMBER='"four"',
+                   PHYSICAL_START='"zz"', LOCALVERSION='y') == [
+        'CONFIG_NET_CLS_BASIC: wanted "yy", got n (the value "yy" is not y, m or n: '
+        'CONFIG_NET_CLS_BASIC is a tristate)',
+        'CONFIG_NETDEVICES: wanted m, got y (CONFIG_NETDEVICES is a bool: it cannot be m; ask '
+        'for y or n)',
+        'CONFIG_SHOWN_NUMBER: wanted "four", got 4 (the value "four" is not a decimal number: '
+        'CONFIG_SHOWN_NUMBER is an int)',
+        'CONFIG_PHYSICAL_START: wanted "zz", got 0x1000000 (the value "zz" is not a hexadecimal '
+        'number such as 0x1000: CONFIG_PHYSICAL_START is a hex)',
+        'CONFIG_LOCALVERSION: wanted y, got "" (CONFIG_LOCALVERSION is a string: give the value '
+        'in double quotes)']
+
+
+def test_module_without_modules(index):
+    final = dict(FINAL, CONFIG_MODULES='n', CONFIG_TAP='y', CONFIG_VHOST_NET='y')
+    assert explain(index, final, NET_CLS_BASIC='m', TAP='m') == [
+        'CONFIG_NET_CLS_BASIC: wanted m, got n (m needs loadable modules and CONFIG_MODULES is '
+        'not y in this config; ask for y, or for MODULES: y as well)',
+        'CONFIG_TAP: wanted m, got y (m needs loadable modules and CONFIG_MODULES is not y in '
+        'this config; ask for y, or for MODULES: y as well)']
+
+
+def test_wanted_off_but_forced_on(index):
+    assert explain(index, NET_SCH_FIFO='n', BUG='n', SET_BY_DEFAULT='n') == [
+        'CONFIG_NET_SCH_FIFO: wanted n, got y (selected by NET_SCHED, on here; turn those off '
+        'too)',
+        'CONFIG_BUG: wanted n, got y (its prompt is hidden: its condition EXPERT is n here, so '
+        'its default sets it)',
+        'CONFIG_SET_BY_DEFAULT: wanted n, got y (no prompt: its default sets it)']
+
+
+def test_describe_without_index_or_config(index):
+    unmet = kc.verify(kc.normalize_dict({'TUN': 'y', 'NOPE': 'y'}), FINAL)
+    assert kc.describe_unmet(unmet) == ['CONFIG_TUN: wanted y, got absent',
+                                        'CONFIG_NOPE: wanted y, got absent']
+    assert kc.describe_unmet(unmet, {'TUN'}) == [
+        'CONFIG_TUN: wanted y, got absent (dropped by olddefconfig: a dependency is not met)',
+        'CONFIG_NOPE: wanted y, got absent (unknown to this kernel: no Kconfig defines it)']
+    assert kc.describe_unmet(unmet, index)[0] == (
+        'CONFIG_TUN: wanted y, got absent (dropped by olddefconfig: a dependency is not met; it '
+        'depends on NET && NETDEVICES && INET)')
+
+
+def test_many_selectors_are_shortened(tmp_path):
+    text = 'config HIDDEN\n\tbool\n' + ''.join(
+        'config S%d\n\tbool "s%d"\n\tselect HIDDEN\n' % (i, i) for i in range(11))
+    (tmp_path / 'Kconfig').write_text(text)
+    index = kc.kconfig_index(str(tmp_path), 'x86')
+    line = kc.describe_unmet([{'symbol': 'CONFIG_HIDDEN', 'wanted': 'y', 'got': None}], index,
+                             {})[0]
+    assert 'by S0, S1, S2, S3, S4, S5, S6, S7, and 3 more; ask for one of those' in line
 
 
 def test_tool_versions_from_recorded_output():
