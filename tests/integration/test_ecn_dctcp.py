@@ -1,5 +1,6 @@
 """Role ecn_dctcp on this machine: its kernel has no dctcp (and no sch_red), so the DCTCP path
 must fail early with a clear message; ECN and another congestion control work in namespaces.
+Its defaults (DCTCP, persisted) run in the session's Debian guest, whose kernel has tcp_dctcp.
 RED marking with DCTCP is tested in a guest (targets/ecn_dctcp_guest/main.yml)."""
 
 import subprocess
@@ -73,3 +74,25 @@ def test_dctcp_on_one_end_only_fails_before_any_change(playbook, netns, tmp_path
     assert 'rcv=reno' in msg and 'ECN is not negotiated' in msg, msg
     with pytest.raises(KeyError):
         run.result('zerodrop.testbed.ecn_dctcp : Read the congestion controls and ECN setting')
+
+
+@pytest.mark.slow
+def test_defaults_in_a_guest(running_guest, playbook):
+    """Every default: DCTCP and ECN as the guest's own settings, persisted to /etc. The guest is
+    shared by the session's tests: its settings are put back afterwards."""
+    keys = 'net.ipv4.tcp_congestion_control net.ipv4.tcp_ecn'
+    before = running_guest.ssh('sysctl -n %s' % keys).stdout.split()
+    try:
+        run = playbook('- hosts: guest\n  gather_facts: false\n  roles: [zerodrop.testbed.ecn_dctcp]\n',
+                       inventory=running_guest.inventory())
+        assert run.rc == 0, run
+        out = running_guest.ssh('sysctl -n %s; cat /etc/sysctl.d/60-zerodrop-ecn-dctcp.conf '
+                                '/etc/modules-load.d/tcp_dctcp.conf' % keys).stdout
+        assert out.split()[:2] == ['dctcp', '1'], out
+        persisted = out.replace(' ', '')
+        assert 'net.ipv4.tcp_congestion_control=dctcp' in persisted and 'net.ipv4.tcp_ecn=1' in persisted
+        assert 'tcp_dctcp' in out.split()[2:], out
+    finally:
+        running_guest.ssh('rm -f /etc/sysctl.d/60-zerodrop-ecn-dctcp.conf /etc/modules-load.d/tcp_dctcp.conf; '
+                          'sysctl -qw net.ipv4.tcp_congestion_control=%s net.ipv4.tcp_ecn=%s' % tuple(before),
+                          check=False)

@@ -1,11 +1,18 @@
 """Role vm_guest applied to a network namespace through the netns connection (a stand-in for a
-VM): interface files, per-namespace sysctls, limits, tools; files go to the test's directory."""
+VM): interface files, per-namespace sysctls, limits, tools; files go to the test's directory.
+Then with its own defaults in the session's Debian guest (QEMU TCG), neper included."""
 
+import glob
+import os
 import subprocess
 
 import pytest
 
+from lib.playbook import ROOT
+
 pytestmark = [pytest.mark.root]
+
+NEPER_ARCHIVES = sorted(glob.glob(os.path.join(ROOT, '..', 'shared', 'sources', 'neper-*.tar.gz')))
 
 
 def test_vm_guest_in_a_namespace(playbook, netns, tmp_path):
@@ -45,3 +52,32 @@ def test_vm_guest_in_a_namespace(playbook, netns, tmp_path):
     assert failed.rc != 0
     check = failed.result('zerodrop.testbed.vm_guest : Check the interfaces')
     assert any('CIDR' in item.get('msg', '') for item in check['results']), check
+
+
+@pytest.mark.slow
+def test_vm_guest_defaults_in_a_guest(running_guest, playbook):
+    """Every default but neper's source (the archive in ../shared/sources) and where neper is built:
+    once on the controller (vm_guest_neper_build_host=localhost), the guest receiving one file.
+    The default, a build inside the guest, works too but took 23 minutes under TCG here (gcc and
+    git installed by apt, then make), so the neper and receiver tests run that default on
+    namespace hosts instead."""
+    if not NEPER_ARCHIVES:
+        pytest.skip('no neper source archive in ../shared/sources (see its README.md)')
+    run = playbook('- hosts: guest\n  gather_facts: false\n  roles: [zerodrop.testbed.vm_guest]\n',
+                   inventory=running_guest.inventory(),
+                   extra_vars={'vm_guest_neper_src': os.path.abspath(NEPER_ARCHIVES[-1]),
+                               'vm_guest_neper_build_host': 'localhost'})
+    assert run.rc == 0, run
+    assert not run.result('zerodrop.testbed.neper : Install the binaries built on the build host').get('skipped')
+    out = running_guest.ssh(
+        '/opt/neper/bin/tcp_stream --nolog -v; sysctl -n net.core.somaxconn; '
+        'cat /etc/security/limits.d/60-zerodrop-guest.conf /etc/network/interfaces.d/eth0; '
+        "dpkg-query --show --showformat='${Package}=${db:Status-Status}\\n' rsync iperf3 iperf gcc 2>&1; true"
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0] == '1.1.0' and lines[1] == '65535', out
+    assert '* hard nofile 11000' in ' '.join(out.split()), out
+    assert 'iface eth0 inet dhcp' in out
+    for package in ('rsync', 'iperf3', 'iperf'):
+        assert '%s=installed' % package in lines, out
+    assert 'gcc=installed' not in lines, out
