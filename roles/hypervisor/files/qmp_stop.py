@@ -1,7 +1,9 @@
 """Stop a QEMU guest: ACPI powerdown over QMP, then `quit` after a timeout, then SIGTERM.
 
-Usage: python3 qmp_stop.py QMP_SOCKET PIDFILE [TIMEOUT_S] [--quit]. Prints one JSON object:
-{"changed": bool, "how": "absent|powerdown|quit|sigterm"}. --quit skips the powerdown.
+Usage: python3 qmp_stop.py QMP_SOCKET PIDFILE [TIMEOUT_S] [--quit|--reset]. Prints one JSON
+object: {"changed": bool, "how": "absent|powerdown|quit|sigterm|reset"}. --quit skips the
+powerdown; --reset does not stop the guest but resets it (QMP system_reset: a hard reboot that
+keeps the QEMU process, its taps and their qdiscs), for a guest whose network stack is wedged.
 """
 import json
 import os
@@ -50,12 +52,15 @@ def wait_gone(pidfile, timeout):
 
 def main(argv):
     quit_only = '--quit' in argv
-    args = [a for a in argv if a != '--quit']
+    args = [a for a in argv if a not in ('--quit', '--reset')]
     sock, pidfile = args[0], args[1]
     timeout = float(args[2]) if len(args) > 2 else 60
     pid = alive(pidfile)
     if not pid:
         return {'changed': False, 'how': 'absent'}
+    if '--reset' in argv:
+        qmp(sock, 'system_reset')
+        return {'changed': True, 'how': 'reset'}
     for how in ([] if quit_only else ['powerdown']) + ['quit']:
         try:
             qmp(sock, 'system_powerdown' if how == 'powerdown' else 'quit')
