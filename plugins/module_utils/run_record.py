@@ -107,38 +107,31 @@ def _client_times(text):
                          'null, ...], "ports": [port, ...], "stopped_s": seconds or null}: %s' % e)
 
 
-def _flows(text):
-    """flows.txt -> ``[(local, peer, first_seen_s, last_seen_s, bytes_received, bytes_acked)]``."""
+def _columns(text, name, header, types):
+    """Whitespace-separated lines of ``len(types)`` fields ('#' comments skipped) -> tuples."""
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith('#'):
             continue
         try:
-            if len(fields) != 6:
+            if len(fields) != len(types):
                 raise ValueError(line)
-            found.append((fields[0], fields[1], float(fields[2]), float(fields[3]),
-                          int(fields[4]), int(fields[5])))
+            found.append(tuple(kind(field) for kind, field in zip(types, fields)))
         except ValueError:
-            raise ParseError('flows: line %d is not "local peer first_seen_s last_seen_s '
-                             'bytes_received bytes_acked": %r' % (number, line))
+            raise ParseError('%s: line %d is not "%s": %r' % (name, number, header, line))
     return found
+
+
+def _flows(text):
+    """flows.txt -> ``[(local, peer, first_seen_s, last_seen_s, bytes_received, bytes_acked)]``."""
+    return _columns(text, 'flows', 'local peer first_seen_s last_seen_s bytes_received '
+                    'bytes_acked', (str, str, float, float, int, int))
 
 
 def _connecting(text):
     """connecting.txt -> ``[(t, sockets in SYN-SENT)]``."""
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith('#'):
-            continue
-        try:
-            if len(fields) != 2:
-                raise ValueError(line)
-            found.append((float(fields[0]), int(fields[1])))
-        except ValueError:
-            raise ParseError('connecting: line %d is not "t count": %r' % (number, line))
-    return found
+    return _columns(text, 'connecting', 't count', (float, int))
 
 
 def _host_json(text):
