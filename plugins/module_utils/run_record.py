@@ -210,18 +210,13 @@ def read_host(path, tool=None):
         by_port = [(point[0], counts) for point, counts in lines if counts]
         if by_port:
             host['established_by_port'] = by_port
-    times = attempt('client_times.json', _client_times)
-    if times is not None:
-        host['client_times'] = times
-    flows = attempt('flows.txt', _flows)
-    if flows is not None:
-        host['flows'] = flows
-    connecting = attempt('connecting.txt', _connecting)
-    if connecting is not None:
-        host['connecting'] = connecting
-    facts = attempt('host.json', _host_json)
-    if facts is not None:
-        host['host'] = facts
+    for key, name, parse in (('client_times', 'client_times.json', _client_times),
+                             ('flows', 'flows.txt', _flows),
+                             ('connecting', 'connecting.txt', _connecting),
+                             ('host', 'host.json', _host_json)):
+        value = attempt(name, parse)
+        if value is not None:
+            host[key] = value
     samples_ms = attempt('rtt.txt', rtt.parse)
     if samples_ms is not None:
         host['rtt_samples'] = samples_ms
