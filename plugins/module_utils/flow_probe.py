@@ -480,6 +480,8 @@ class Sampler(object):
         self.last = None
 
     def sample_once(self, tc_file, est_file, syn_file):
+        # self.last is read by another thread (the client's stop note): built here, set once
+        last = {}
         if self.sample_tc:
             t = round(time.time() - self.t0, 3)
             tc_file.write(json.dumps({'t': t, 'qdiscs': tc_qdiscs(self.netns, self.devices)},
@@ -500,14 +502,16 @@ class Sampler(object):
             for key, (conn_received, conn_acked) in each.items():
                 seen = self.flows.setdefault(key, [t, t, 0, 0])
                 seen[1:] = [t, conn_received, conn_acked]
-            self.last = {'t': t, 'established': count}
+            last.update(t=t, established=count)
         if syn_file is not None:
             waiting = syn_sent(self.netns, self.ports)
             if waiting is not None:
                 t = round(time.time() - self.t0, 3)
                 syn_file.write('%s %d\n' % (t, waiting))
                 syn_file.flush()
-                self.last = dict(self.last or {}, syn_sent=waiting)
+                last['syn_sent'] = waiting
+        if last:
+            self.last = last
 
     def loop(self):
         syn_path = os.path.join(self.run_dir, 'connecting.txt')
