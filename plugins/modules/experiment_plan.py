@@ -108,9 +108,15 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodrop.testbed.plugins.module_utils.flow_probe import TOOLS
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import path_component
 
 RESERVED = ('mode', 'flows', 'rep')
 SAFE = re.compile(r'^[A-Za-z0-9_.:+-]+$')
+SAFE_CHARS = 'letters, digits and . _ : + -'
+# The smallest value of the numeric parameters the runner understands.
+AT_LEAST = {'duration': 1, 'threads': 1, 'buffer': 1, 'port': 1, 'ecn': 0}
 
 
 def label(value):
@@ -143,18 +149,37 @@ def number(field, key, value):
             raise ValueError('%s: %r is not a number (e.g. %s: 20)' % (field, value, field))
 
 
+def check_params(params, point):
+    """ValueError naming the field when a run's tool or a numeric parameter is out of range."""
+    def field(key):
+        return 'sweep.%s' % key if key in point else 'params.%s' % key
+    tool = params.get('tool')
+    if tool is not None and tool not in TOOLS:
+        raise ValueError('%s %r: the runner knows %s' % (field('tool'), tool, ', '.join(TOOLS)))
+    for key, least in AT_LEAST.items():
+        value = params.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+            raise ValueError('%s is %r: give a number of at least %d' % (field(key), value, least))
+    if params.get('port') is not None and params['port'] > 65535:
+        raise ValueError('%s is %r: a TCP port is at most 65535' % (field('port'), params['port']))
+
+
 def plan(name, modes, flows, repetitions, params, sweep):
     """The list of runs (without directories); raises ValueError naming the bad field."""
     params = dict((k, number('params.%s' % k, k, v)) for k, v in params.items())
     sweep = dict((k, [number('sweep.%s' % k, k, v) for v in values] if isinstance(values, list)
                   else values) for k, values in sweep.items())
-    if not SAFE.match(name):
-        raise ValueError('name %r: use letters, digits and . _ - only (it is a directory)' % name)
+    problem = path_component('name', name, SAFE, SAFE_CHARS)
+    if problem:
+        raise ValueError(problem + ' (it is a directory)')
     if not modes:
         raise ValueError('modes is empty: give at least one mode, e.g. [baseline]')
     for mode in modes:
-        if not SAFE.match(mode):
-            raise ValueError('mode %r: use letters, digits and . _ - only' % mode)
+        problem = path_component('mode', mode, SAFE, SAFE_CHARS)
+        if problem:
+            raise ValueError(problem + ' (it is a directory)')
     if not flows or any(not isinstance(f, int) or f < 1 for f in flows):
         raise ValueError('flows must be a non-empty list of positive integers (got %r)' % flows)
     if repetitions < 1:
@@ -163,15 +188,17 @@ def plan(name, modes, flows, repetitions, params, sweep):
         if key in RESERVED:
             raise ValueError('sweep.%s: %s has its own option; remove it from the sweep'
                              % (key, key))
-        if not SAFE.match(key):
-            raise ValueError('sweep key %r: use letters, digits and . _ - only' % key)
+        problem = path_component('sweep key', key, SAFE, SAFE_CHARS)
+        if problem:
+            raise ValueError(problem)
         if not isinstance(values, list) or not values:
             raise ValueError('sweep.%s must be a non-empty list of values (got %r)'
                              % (key, values))
         for value in values:
-            if isinstance(value, (dict, list)) or not SAFE.match(label(value)):
+            if isinstance(value, (dict, list)) or path_component('', label(value), SAFE):
                 raise ValueError('sweep.%s value %r: use scalars made of letters, digits and '
-                                 '. _ - : + (they name directories)' % (key, value))
+                                 '. _ - : + (they name directories), not . or .. alone'
+                                 % (key, value))
     keys = list(sweep)
     points = [dict(zip(keys, combo)) for combo in itertools.product(*[sweep[k] for k in keys])]
     runs = []
@@ -183,6 +210,7 @@ def plan(name, modes, flows, repetitions, params, sweep):
                     run_params = dict(params)
                     run_params.update(point)
                     run_params['flows'] = nflows
+                    check_params(run_params, point)
                     runs.append({'mode': mode, 'variant': variant, 'flows': nflows, 'rep': rep,
                                  'params': run_params,
                                  'relpath': '/'.join([mode, variant, str(nflows), str(rep)])})
@@ -211,14 +239,24 @@ def main():
     except ValueError as e:
         module.fail_json(msg=str(e))
     stamp = p['timestamp'] or time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
-    if not SAFE.match(stamp):
-        module.fail_json(msg='timestamp %r: use letters, digits and . _ - only' % stamp)
-    root = os.path.join(os.path.abspath(p['results_dir']), p['name'], stamp)
+    problem = path_component('timestamp', stamp, SAFE, SAFE_CHARS)
+    if problem:
+        module.fail_json(msg=problem)
+    results_dir = os.path.abspath(p['results_dir'])
+    existing = results_dir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        module.fail_json(msg='results_dir %s: %s is not a directory; give a directory path'
+                         % (results_dir, existing))
+    root = os.path.join(results_dir, p['name'], stamp)
     for run in runs:
         run['dir'] = os.path.join(root, run['relpath'])
     changed = not os.path.isdir(root)
     if changed and not module.check_mode:
-        os.makedirs(root)
+        with Guard(module) as guard:
+            guard.doing('create the results directory (results_dir)', root)
+            os.makedirs(root)
     module.exit_json(changed=changed, root=root, total=len(runs), runs=runs)
 
 
