@@ -4,14 +4,18 @@
 """RTT samples from a header-only capture taken on the data sender.
 
 A sample is the time from the first transmission of a data segment to the first ACK that covers
-it; segments sent more than once give no sample (Karn), as in tcptrace. Reads classic pcap
-(tcpdump -w) with Ethernet or Linux cooked (SLL) framing, IPv4 and IPv6.
+it; segments sent more than once give no sample (Karn), as in tcptrace. Sequence numbers compare
+modulo 2^32, so a flow goes on giving samples after its sequence numbers wrap (every 4 GiB, 34 s
+at 1 Gbit/s). Reads classic pcap (tcpdump -w) with Ethernet or Linux cooked (SLL, SLL2) framing,
+IPv4 and IPv6.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
+import contextlib
 import os
 import signal
 import struct
@@ -22,6 +26,19 @@ from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import net
 
 SNAPLEN = 96
 LINKTYPE_OFFSETS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}  # ethertype offset, payload offset
+PCAP_MAGIC_US = 0xa1b2c3d4
+PCAP_MAGIC_NS = 0xa1b23c4d
+TCP_FIN, TCP_SYN, TCP_ACK = 0x01, 0x02, 0x10
+SEQ_MASK = 0xffffffff
+SEQ_HALF = 1 << 31
+# The largest window TCP can offer: 65535 << 14 (RFC 7323, section 2.3), just under 2^30 bytes.
+MAX_WINDOW = 65535 << 14
+# Outstanding segments kept per flow. All of them lie within one window (record_sent drops what
+# is older), so a full 2^30-byte window fits in segments of 1 KiB on average: a sender's
+# MSS-sized (1448 bytes and more) or GSO-sized segments always fit, and a flow of smaller ones
+# that fills a whole 1 GiB window only loses the samples of its oldest segments. It bounds the
+# memory of a flow whose ACKs the capture does not see at about 150 MB.
+MAX_OUTSTANDING = 1 << 20
 
 
 def start_capture(run_dir, netns, device, ports):
@@ -30,12 +47,13 @@ def start_capture(run_dir, netns, device, ports):
     for port in ports:
         expr += ['tcp', 'port', str(port), 'or']
     argv = ['tcpdump', '-i', device, '-s', str(SNAPLEN), '-n', '-U', '-w', path] + expr[:-1]
-    err = open(os.path.join(run_dir, '.tcpdump.err'), 'w')
-    proc = subprocess.Popen(netns_argv(argv, netns), stdout=subprocess.DEVNULL, stderr=err)
+    err_path = os.path.join(run_dir, '.tcpdump.err')
+    with open(err_path, 'w') as err:
+        proc = subprocess.Popen(netns_argv(argv, netns), stdout=subprocess.DEVNULL, stderr=err)
     # tcpdump says "listening on" once the capture is open.
     deadline = time.time() + 5
     while time.time() < deadline and proc.poll() is None:
-        with open(err.name) as f:
+        with open(err_path) as f:
             if 'listening on' in f.read():
                 break
         time.sleep(0.05)
@@ -64,12 +82,15 @@ def packets(path):
         if len(header) < 24:
             return
         magic = struct.unpack('<I', header[:4])[0]
-        if magic in (0xa1b2c3d4, 0xa1b23c4d):
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
             endian = '<'
         else:
             endian = '>'
             magic = struct.unpack('>I', header[:4])[0]
-        nano = magic == 0xa1b23c4d
+        if magic not in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            raise ValueError('%s is not a classic pcap file (magic 0x%08x); capture with '
+                             'tcpdump -w, not pcapng' % (path, magic))
+        nano = magic == PCAP_MAGIC_NS
         linktype = struct.unpack(endian + 'I', header[20:24])[0]
         rec = struct.Struct(endian + 'IIII')
         while True:
@@ -86,13 +107,12 @@ def tcp_segment(linktype, frame):
     if linktype not in LINKTYPE_OFFSETS:
         return None
     et_off, off = LINKTYPE_OFFSETS[linktype]
-    if linktype == 276:
-        ethertype = struct.unpack('>H', frame[0:2])[0]
-    else:
-        ethertype = struct.unpack('>H', frame[et_off:et_off + 2])[0]
+    if len(frame) < off:
+        return None
+    ethertype = struct.unpack('>H', frame[et_off:et_off + 2])[0]
     if ethertype == 0x0800 and len(frame) >= off + 20:
         ihl = (frame[off] & 0x0f) * 4
-        if frame[off + 9] != 6:
+        if frame[off + 9] != 6 or ihl < 20:
             return None
         total = struct.unpack('>H', frame[off + 2:off + 4])[0]
         src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
@@ -114,34 +134,72 @@ def tcp_segment(linktype, frame):
     return src, dst, sport, dport, seq, ack, flags, max(0, ip_payload - doff)
 
 
+def seq_add(seq, n):
+    return (seq + n) & SEQ_MASK
+
+
+def seq_before(a, b):
+    """a comes before b in the 32-bit sequence space (RFC 1982 serial number arithmetic)."""
+    return 0 < ((b - a) & SEQ_MASK) < SEQ_HALF
+
+
+def seq_at_or_before(a, b):
+    return a == b or seq_before(a, b)
+
+
+def new_outstanding():
+    return collections.deque(maxlen=MAX_OUTSTANDING)
+
+
+def record_sent(queue, highest, flow, seq, end, t):
+    """Note a segment covering (seq, end] sent at t in the flow's queue of outstanding segments."""
+    top = highest.get(flow)
+    if top is not None and seq_before(seq, top):
+        # Some of it was sent before: the segments it overlaps give no sample (Karn).
+        for item in queue:
+            if seq_before(seq, item[0]):
+                item[2] = True
+                if seq_at_or_before(end, item[0]):
+                    break
+    if top is None or seq_before(top, end):
+        highest[flow] = end
+        # Data more than a window behind what is sent now has been acknowledged, whether the
+        # capture saw that ACK or not: dropping it keeps every queue within 2^30 bytes of
+        # sequence space, where seq_before orders its items.
+        acked_by_now = seq_add(end, -MAX_WINDOW)
+        while queue and seq_at_or_before(queue[0][0], acked_by_now):
+            queue.popleft()
+        queue.append([end, t, False])
+
+
 def rtt_samples(path):
     """RTT samples in milliseconds, in capture order."""
-    pending = {}   # flow -> list of [end_seq, t_sent, retransmitted], ascending end_seq
+    pending = {}   # flow -> deque of [end_seq, t_sent, retransmitted], ascending end_seq
     highest = {}   # flow -> highest end_seq sent
     samples = []
-    for t, linktype, frame in packets(path):
-        seg = tcp_segment(linktype, frame)
-        if seg is None:
-            continue
-        src, dst, sport, dport, seq, ack, flags, length = seg
-        flow = (src, sport, dst, dport)
-        syn_fin = 1 if flags & 0x03 else 0
-        if length or syn_fin:
-            end = seq + length + syn_fin
-            queue = pending.setdefault(flow, [])
-            if flow in highest and end <= highest[flow]:
-                for item in queue:
-                    if seq < item[0] <= end:
-                        item[2] = True
-            else:
-                highest[flow] = end
-                queue.append([end, t, False])
-        if flags & 0x10:
-            reverse = (dst, dport, src, sport)
-            queue = pending.get(reverse)
-            newest = None
-            while queue and queue[0][0] <= ack:
-                newest = queue.pop(0)
-            if newest is not None and not newest[2]:
-                samples.append((t - newest[1]) * 1000.0)
+    with contextlib.closing(packets(path)) as capture:
+        for t, linktype, frame in capture:
+            seg = tcp_segment(linktype, frame)
+            if seg is None:
+                continue
+            src, dst, sport, dport, seq, ack, flags, length = seg
+            flow = (src, sport, dst, dport)
+            syn_fin = 1 if flags & (TCP_SYN | TCP_FIN) else 0
+            if length or syn_fin:
+                end = seq_add(seq, length + syn_fin)
+                if flags & TCP_SYN and highest.get(flow) != end:
+                    # A new connection on the same addresses and ports: a new sequence space.
+                    pending.pop(flow, None)
+                    highest.pop(flow, None)
+                queue = pending.get(flow)
+                if queue is None:
+                    queue = pending[flow] = new_outstanding()
+                record_sent(queue, highest, flow, seq, end, t)
+            if flags & TCP_ACK:
+                queue = pending.get((dst, dport, src, sport))
+                newest = None
+                while queue and seq_at_or_before(queue[0][0], ack):
+                    newest = queue.popleft()
+                if newest is not None and not newest[2]:
+                    samples.append((t - newest[1]) * 1000.0)
     return samples
