@@ -24,6 +24,14 @@ description:
     the root namespace (for example an Open vSwitch internal port made with
     M(zerodrop.testbed.ovs_port)) or is already inside (the far end of another namespace's veth).
   - State is read with C(ip -j); every change is an C(ip) call listed in RV(commands).
+  - On failure nothing this call changed stays. Everything that can be checked is checked
+    before the first change (names, addresses, MTU ranges, that a gateway is on-link, that the
+    peer bridge and the devices to move exist, that each sysctl exists in a network namespace
+    and takes a value of that shape); a step that still fails (for example a sysctl value out
+    of the kernel's range) is rolled back - the namespace deleted if this call made it, veths
+    it made deleted, moved devices moved back, addresses, MTUs, routes and sysctls restored -
+    and the module fails with C(changed=false), listing the undo commands in RV(rolled_back).
+    Only when the rollback itself fails does it report C(changed=true), naming what stays.
 options:
   name:
     description: Name of the network namespace.
@@ -50,7 +58,7 @@ options:
           - C(veth) creates a veth pair whose end O(links[].peer) stays in the root namespace
             (or goes to O(links[].peer_netns)).
           - C(existing) moves a device that already exists in the root namespace, or takes one
-            that is already in this namespace.
+            that is already in this namespace (C(lo) too, to give it addresses).
         type: str
         choices: [veth, existing]
         default: veth
@@ -66,10 +74,10 @@ options:
         type: str
       peer_bridge:
         description: Linux bridge the veth peer is enslaved to, in the peer's namespace (left
-          alone when unset).
+          alone when unset). It must exist already.
         type: str
       addresses:
-        description: Addresses in CIDR notation (IPv4 or IPv6).
+        description: Unicast addresses in CIDR notation (IPv4 or IPv6), each address once.
         type: list
         elements: str
         default: []
@@ -78,7 +86,10 @@ options:
         type: bool
         default: true
       mtu:
-        description: MTU of the device (left alone when unset).
+        description:
+          - MTU of the device (left alone when unset). 68-65535 for a veth; an existing device
+            takes what its driver allows (C(ip -d link) shows min_mtu and max_mtu).
+          - IPv6 addresses need 1280 or more.
         type: int
       tx_offload:
         description:
@@ -87,25 +98,37 @@ options:
             port, else TCP stalls.
         type: bool
   routes:
-    description: Routes inside the namespace; existing routes that are not listed stay.
+    description:
+      - Routes inside the namespace (IPv4 and IPv6); existing routes that are not listed stay.
+      - One route per destination and family.
     type: list
     elements: dict
     default: []
     suboptions:
       to:
-        description: Destination, C(default) or a CIDR prefix.
+        description: Destination, C(default) or a CIDR prefix (no host bits set).
         type: str
         required: true
       via:
-        description: Gateway address.
+        description:
+          - Gateway address, of the family of O(routes[].to). It must be on-link: inside the
+            subnet of an address the namespace will have (on O(routes[].dev) when given), or of
+            an earlier route with only O(routes[].dev). A link-local gateway needs
+            O(routes[].dev).
         type: str
       dev:
-        description: Output device.
+        description: Output device (C(lo), a device of O(links) or one already in the
+          namespace).
         type: str
   sysctls:
     description:
       - Per-namespace sysctls (the C(net.*) tree), e.g. C(net.ipv4.ip_forward) or
         C(net.ipv4.tcp_ecn). Applied live inside the namespace; nothing is written to C(/etc).
+      - The name must exist in a network namespace (some keys, such as
+        C(net.core.default_qdisc), exist only in the root namespace). Keys of a device of
+        O(links) (C(net.ipv4.conf.eth0.rp_filter)) may name it before it exists.
+      - A number, a word, or a list of numbers (C([32768, 60999])); C(true)/C(false) are written
+        as 1/0. A key whose value is a number takes only numbers.
     type: dict
     default: {}
 attributes:
@@ -191,6 +214,13 @@ commands:
   type: list
   elements: list
   sample: [["ip", "netns", "add", "zd-rcv"], ["ip", "link", "set", "zd-rcv0", "netns", "zd-rcv"]]
+rolled_back:
+  description: The commands that undid this call's changes after a later step failed (also at
+    the end of RV(commands)).
+  returned: failure after a change
+  type: list
+  elements: list
+  sample: [["ip", "netns", "del", "zd-rcv"]]
 state:
   description: The namespace as read back after the change (null when absent).
   returned: always
@@ -203,67 +233,172 @@ state:
 '''
 
 import ipaddress
+import json
+import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import (
+    device_name, errors as real_errors, path_component)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import (
     CommandError, Runner, netns_argv)
 
-IFNAMSIZ = 15
+# ETH_MIN_MTU and ETH_MAX_MTU: the MTU range of a veth device.
+VETH_MTU = (68, 65535)
+# Below this the kernel disables IPv6 on a device, and adding an IPv6 address fails.
+IPV6_MIN_MTU = 1280
+# Dotted sysctl names; a '/' inside a part stands for a '.' of a device name (eth0/100).
+SYSCTL_KEY = re.compile(r'^net(\.[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)+$')
+DEVICE_SYSCTL = re.compile(r'^net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\.(.+)$')
+INTEGERS = re.compile(r'^-?[0-9]+(\s+-?[0-9]+)*$')
+
+
+def sysctl_path(key):
+    return '/proc/sys/' + '/'.join(part.replace('/', '.') for part in key.split('.'))
+
+
+def sysctl_text(value):
+    """A sysctl value as it is written and read back: true/false as 1/0, a list of numbers
+    space-separated, whitespace runs as one space."""
+    if isinstance(value, bool):
+        return '1' if value else '0'
+    if isinstance(value, (list, tuple)):
+        return ' '.join(sysctl_text(v) for v in value)
+    return ' '.join(str(value).split())
+
+
+def family(address):
+    return 'inet6' if address.version == 6 else 'inet'
+
+
+def route_family(route):
+    """'inet' or 'inet6' for a requested route (a default route takes its gateway's family)."""
+    if route['to'] != 'default':
+        return family(ipaddress.ip_network(route['to'], strict=False))
+    if route.get('via'):
+        return family(ipaddress.ip_address(route['via']))
+    return 'inet'
 
 
 def validate(params):
-    """Every input error at once, before anything changes."""
-    errors = []
+    """Every input error that needs no look at the system, at once, before anything changes."""
+    errors = [path_component('name', params['name'])]
     name = params['name']
-    if not name or '/' in name or name in ('.', '..'):
-        errors.append("name: '%s' is not a valid namespace name (no '/', not empty)" % name)
-    seen = set()
+    seen, peers = set(), set()
     for i, link in enumerate(params['links']):
         field = 'links[%d]' % i
-        for key in ('name', 'peer'):
-            value = link.get(key)
-            if value and len(value) > IFNAMSIZ:
-                errors.append("%s.%s: '%s' is longer than %d characters (Linux IFNAMSIZ)"
-                              % (field, key, value, IFNAMSIZ))
+        errors.append(device_name('%s.name' % field, link['name']))
+        for key in ('peer', 'peer_bridge'):
+            if link.get(key) is not None:
+                errors.append(device_name('%s.%s' % (field, key), link[key]))
+        if link.get('peer_netns') is not None:
+            errors.append(path_component('%s.peer_netns' % field, link['peer_netns']))
         if link['name'] in seen:
             errors.append("%s.name: '%s' is listed twice" % (field, link['name']))
         seen.add(link['name'])
         if link['kind'] == 'veth' and not link.get('peer'):
             errors.append("%s.peer: a veth link needs the name of its other end "
                           "(or use kind: existing to move a device in)" % field)
+        if link['kind'] == 'veth' and link['name'] == 'lo':
+            errors.append("%s.name: 'lo' exists in every namespace; list it with kind: existing "
+                          "to give it addresses" % field)
+        if link['kind'] == 'veth' and link.get('peer'):
+            where = (link.get('peer_netns'), link['peer'])
+            if where in peers:
+                errors.append("%s.peer: '%s' is the peer of an earlier link too; give each veth "
+                              "its own peer name" % (field, link['peer']))
+            peers.add(where)
         if link['kind'] == 'existing' and (link.get('peer_bridge') or link.get('peer')
-                                           or link.get('peer_netns')):
-            errors.append("%s: peer, peer_netns and peer_bridge apply to kind: veth only" % field)
+                                           or link.get('peer_netns')
+                                           or link.get('tx_offload') is not None):
+            errors.append("%s: peer, peer_netns, peer_bridge and tx_offload apply to kind: veth "
+                          "only" % field)
         if link.get('peer_netns') == name:
             errors.append("%s.peer_netns: '%s' is this namespace; a veth with both ends here "
                           "needs no peer_netns (or name another namespace)" % (field, name))
+        mtu = link.get('mtu')
+        if mtu is not None:
+            low, high = VETH_MTU if link['kind'] == 'veth' else (1, None)
+            if mtu < low or (high and mtu > high):
+                errors.append("%s.mtu: %d is outside %d-%d, the MTU range of a veth device"
+                              % (field, mtu, low, high) if high else
+                              "%s.mtu: %d is not a positive MTU" % (field, mtu))
+        ips = {}
         for j, addr in enumerate(link['addresses']):
+            where = '%s.addresses[%d]' % (field, j)
             try:
-                ipaddress.ip_interface(addr)
-                if '/' not in addr:
+                if '/' not in str(addr):
                     raise ValueError('no prefix length')
+                iface = ipaddress.ip_interface(addr)
             except ValueError:
-                errors.append("%s.addresses[%d]: '%s' is not an address in CIDR notation "
-                              "(e.g. 10.77.0.2/24)" % (field, j, addr))
+                errors.append("%s: '%s' is not an address in CIDR notation (e.g. 10.77.0.2/24)"
+                              % (where, addr))
+                continue
+            if iface.ip.is_multicast or iface.ip.is_unspecified:
+                errors.append("%s: '%s' is a %s address, which a device cannot have; give a "
+                              "unicast address" % (where, addr, 'multicast' if iface.ip.is_multicast
+                                                   else 'unspecified'))
+            if iface.ip in ips:
+                errors.append("%s: %s is listed twice on this link (as %s too); list it once"
+                              % (where, iface.ip, ips[iface.ip]))
+            ips[iface.ip] = addr
+            if iface.version == 6 and mtu is not None and mtu < IPV6_MIN_MTU:
+                errors.append("%s: '%s' is IPv6, which the kernel disables on a device whose MTU "
+                              "is below %d (mtu: %d); raise mtu or drop the address"
+                              % (where, addr, IPV6_MIN_MTU, mtu))
+    route_keys = {}
     for i, route in enumerate(params['routes']):
         field = 'routes[%d]' % i
+        to = via = None
         if route['to'] != 'default':
             try:
-                ipaddress.ip_network(route['to'], strict=False)
+                to = ipaddress.ip_network(route['to'])
             except ValueError:
-                errors.append("%s.to: '%s' is neither 'default' nor a CIDR prefix" % (field, route['to']))
+                try:
+                    network = ipaddress.ip_network(route['to'], strict=False)
+                    errors.append("%s.to: '%s' has host bits set; the prefix is %s"
+                                  % (field, route['to'], network))
+                except ValueError:
+                    errors.append("%s.to: '%s' is neither 'default' nor a CIDR prefix"
+                                  % (field, route['to']))
         if route.get('via'):
             try:
-                ipaddress.ip_address(route['via'])
+                via = ipaddress.ip_address(route['via'])
             except ValueError:
                 errors.append("%s.via: '%s' is not an IP address" % (field, route['via']))
+        if to is not None and via is not None and to.version != via.version:
+            errors.append("%s.via: gateway %s is IPv%d but the destination %s is IPv%d; give a "
+                          "gateway of the same family" % (field, via, via.version, to, to.version))
+        if via is not None and via.is_link_local and not route.get('dev'):
+            errors.append("%s.dev: the gateway %s is link-local, which names no device; give dev"
+                          % (field, via))
+        if via is not None and (via.is_multicast or via.is_unspecified):
+            errors.append("%s.via: %s cannot be a gateway; give a unicast address" % (field, via))
+        if route.get('dev') is not None:
+            errors.append(device_name('%s.dev' % field, route['dev']))
         if not route.get('via') and not route.get('dev'):
             errors.append("%s: give via, dev or both" % field)
-    for key in params['sysctls']:
+        if (route['to'] == 'default' or to is not None) and (not route.get('via') or via):
+            key = (route_family(route), str(to) if to else 'default')
+            if key in route_keys:
+                errors.append("%s.to: %s is already routed by routes[%d]; one route per "
+                              "destination" % (field, route['to'], route_keys[key]))
+            route_keys.setdefault(key, i)
+    for key, value in params['sysctls'].items():
         if not key.startswith('net.'):
             errors.append("sysctls.%s: only the per-namespace net.* sysctls can be set here" % key)
-    return errors
+        elif not SYSCTL_KEY.match(key):
+            errors.append("sysctls.%s: not a sysctl name (dotted, e.g. net.ipv4.tcp_ecn)" % key)
+        if value is None or isinstance(value, dict) or (
+                isinstance(value, (list, tuple)) and
+                any(isinstance(v, (list, tuple, dict)) or v is None for v in value)):
+            errors.append("sysctls.%s: give a number or a word (or a list of numbers), not %s"
+                          % (key, 'nothing' if value is None else json.dumps(value)))
+        elif '\n' in str(value):
+            errors.append("sysctls.%s: a value is one line" % key)
+    return real_errors(*errors)
 
 
 class NetnsHost(object):
@@ -275,6 +410,20 @@ class NetnsHost(object):
         self.inside = Runner(module, netns=self.ns)
         # Both runners record into one list, so RV(commands) keeps the real order.
         self.inside.changes = self.root.changes
+        # (runner, argv, moot once this call's new namespace is deleted), newest last.
+        self.undo = []
+        self.created = False
+        # State-changing commands that succeeded (RV(commands) also lists one that failed).
+        self.done = 0
+
+    def programs(self):
+        """Every program this call may run, found before the first change."""
+        self.root.bin('ip')
+        if self.p['sysctls']:
+            self.root.bin('sysctl')
+            self.root.bin('stat')
+        if any(link.get('tx_offload') is not None for link in self.p['links']):
+            self.root.bin('ethtool')
 
     # --- reading -------------------------------------------------------------------------
     def exists(self):
@@ -282,24 +431,34 @@ class NetnsHost(object):
         return any(entry.get('name') == self.ns for entry in names)
 
     def links_in(self, netns):
-        argv = ['ip', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show']
+        argv = ['ip', '-d', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show']
         links = {}
         for entry in self.root.json(argv) or []:
             addrs = sorted('%s/%s' % (a['local'], a['prefixlen']) for a in entry.get('addr_info', [])
                            if a.get('scope') == 'global')
             links[entry['ifname']] = {
                 'addresses': addrs, 'mtu': entry.get('mtu'),
-                'up': 'UP' in entry.get('flags', []), 'master': entry.get('master')}
+                'up': 'UP' in entry.get('flags', []), 'master': entry.get('master'),
+                'kind': (entry.get('linkinfo') or {}).get('info_kind'),
+                'min_mtu': entry.get('min_mtu'), 'max_mtu': entry.get('max_mtu')}
         return links
 
-    def routes(self):
+    def route_table(self):
+        """Routes of the main table, both families: to, via, dev (+ family, protocol)."""
         routes = []
-        for r in self.root.json(['ip', '-j', '-n', self.ns, 'route', 'show']) or []:
-            routes.append({'to': r.get('dst'), 'via': r.get('gateway'), 'dev': r.get('dev')})
+        for flag, fam in (('-4', 'inet'), ('-6', 'inet6')):
+            for r in self.root.json(['ip', '-j', flag, '-n', self.ns, 'route', 'show']) or []:
+                routes.append({'to': r.get('dst'), 'via': r.get('gateway'), 'dev': r.get('dev'),
+                               'family': fam, 'protocol': r.get('protocol')})
         return routes
 
+    @staticmethod
+    def public_routes(routes):
+        return [dict((k, r[k]) for k in ('to', 'via', 'dev')) for r in routes]
+
     def sysctl(self, key):
-        return self.inside.run(['sysctl', '-n', key]).stdout.strip()
+        result = self.inside.run(['sysctl', '-n', key], check_rc=False)
+        return sysctl_text(result.stdout) if result.rc == 0 else None
 
     def tx_offload(self, dev, netns=None):
         out = self.root.run(netns_argv(['ethtool', '-k', dev], netns)).stdout
@@ -312,11 +471,12 @@ class NetnsHost(object):
         if not self.exists():
             return None
         links = self.links_in(self.ns)
+        listed = set(link['name'] for link in self.p['links'])
         return {
             'links': dict((k, {'addresses': v['addresses'], 'mtu': v['mtu'], 'up': v['up']})
-                          for k, v in links.items() if k != 'lo'),
+                          for k, v in links.items() if k != 'lo' or 'lo' in listed),
             'lo_up': links.get('lo', {}).get('up', False),
-            'routes': self.routes(),
+            'routes': self.public_routes(self.route_table()),
             'sysctls': dict((k, self.sysctl(k)) for k in sorted(self.p['sysctls'])),
         }
 
@@ -328,15 +488,9 @@ class NetnsHost(object):
             'addresses': sorted(str(ipaddress.ip_interface(a)) for a in link['addresses']),
             'mtu': link.get('mtu'), 'up': True}) for link in self.p['links'])
         return {'links': links, 'lo_up': True, 'routes': self.p['routes'],
-                'sysctls': dict((k, str(v)) for k, v in self.p['sysctls'].items())}
+                'sysctls': dict((k, sysctl_text(v)) for k, v in self.p['sysctls'].items())}
 
-    # --- converging ----------------------------------------------------------------------
-    def ip(self, *args):
-        self.root.run(['ip'] + list(args), changes=True)
-
-    def ip_ns(self, *args):
-        self.root.run(['ip', '-n', self.ns] + list(args), changes=True)
-
+    # --- checks before the first change --------------------------------------------------
     def peer_links(self, root_links):
         """Devices of every namespace the veth peers go to: {netns or None: {name: state}}."""
         found = {None: root_links}
@@ -349,120 +503,399 @@ class NetnsHost(object):
                 found[netns] = self.links_in(netns)
         return found
 
-    def preflight(self, have, root_links, peers):
-        """Devices and namespaces that must already exist, checked before the first change."""
+    def preflight(self, exists, have, root_links, peers, routes):
+        """Everything that needs a look at the system, checked before the first change."""
         errors = []
         for i, link in enumerate(self.p['links']):
-            name = link['name']
-            if name in have:
-                continue
-            if link['kind'] == 'veth' and link.get('peer_netns'):
-                if link['peer_netns'] not in peers:
-                    errors.append(
-                        "links[%d].peer_netns: namespace '%s' does not exist; create it first "
-                        "(e.g. a netns_host task with only its name)" % (i, link['peer_netns']))
-                elif link['peer'] in peers[link['peer_netns']]:
-                    errors.append(
-                        "links[%d].peer: '%s' already exists in namespace '%s' while '%s' is "
-                        "missing from namespace '%s'; delete '%s' or choose another peer name"
-                        % (i, link['peer'], link['peer_netns'], name, self.ns, link['peer']))
-                continue
-            if link['kind'] == 'existing' and name not in root_links:
+            errors += self.check_link(i, link, have, root_links, peers)
+        errors += self.check_routes(have, routes)
+        errors += self.check_sysctls(exists, have)
+        if errors:
+            self.module.fail_json(msg='netns_host %s: nothing was changed: %s'
+                                  % (self.ns, '; '.join(errors)),
+                                  errors=errors, commands=[], changed=False)
+
+    def where(self, netns):
+        return "namespace '%s'" % netns if netns else 'the root namespace'
+
+    def check_link(self, i, link, have, root_links, peers):
+        errors = []
+        name = link['name']
+        peer_netns = link.get('peer_netns')
+        device = have.get(name)
+        if device is None and link['kind'] == 'existing':
+            device = root_links.get(name)
+            if device is None:
                 errors.append(
                     "links[%d].name: device '%s' exists neither in namespace '%s' nor in the root "
                     "namespace; create it first (e.g. an internal port with "
                     "zerodrop.testbed.ovs_port) or use kind: veth" % (i, name, self.ns))
-            if link['kind'] == 'veth' and link['peer'] in root_links:
+        if link['kind'] == 'veth':
+            if peer_netns and peer_netns not in peers:
+                return errors + [
+                    "links[%d].peer_netns: namespace '%s' does not exist; create it first "
+                    "(e.g. a netns_host task with only its name)" % (i, peer_netns)]
+            peer = peers[peer_netns].get(link['peer'])
+            if name not in have and peer is not None:
                 errors.append(
-                    "links[%d].peer: '%s' already exists in the root namespace while '%s' is "
-                    "missing from namespace '%s'; delete '%s' or choose another peer name"
-                    % (i, link['peer'], name, self.ns, link['peer']))
-        if errors:
-            self.module.fail_json(msg='; '.join(errors), errors=errors, commands=[])
+                    "links[%d].peer: '%s' already exists in %s while '%s' is missing from "
+                    "namespace '%s'; delete '%s' or choose another peer name"
+                    % (i, link['peer'], self.where(peer_netns), name, self.ns, link['peer']))
+            if name in have and peer is None:
+                errors.append(
+                    "links[%d].peer: '%s' exists in namespace '%s' but its peer '%s' is not in "
+                    "%s; give the name of its other end (or kind: existing)"
+                    % (i, name, self.ns, link['peer'], self.where(peer_netns)))
+            bridge = link.get('peer_bridge')
+            if bridge:
+                found = peers[peer_netns].get(bridge)
+                if found is None:
+                    errors.append(
+                        "links[%d].peer_bridge: bridge '%s' does not exist in %s; create it "
+                        "first (ip link add %s type bridge) or leave peer_bridge unset"
+                        % (i, bridge, self.where(peer_netns), bridge))
+                elif found['kind'] != 'bridge':
+                    errors.append(
+                        "links[%d].peer_bridge: '%s' in %s is a %s device, not a Linux bridge"
+                        % (i, bridge, self.where(peer_netns), found['kind'] or 'plain'))
+        mtu = link.get('mtu')
+        if device is not None and mtu is not None:
+            low, high = device.get('min_mtu'), device.get('max_mtu')
+            if (low is not None and mtu < low) or (high and mtu > high):
+                errors.append("links[%d].mtu: %d is outside %s-%s, the MTU range of device '%s'"
+                              % (i, mtu, low, high, name))
+        if device is not None and mtu is None and device.get('mtu') is not None \
+                and device['mtu'] < IPV6_MIN_MTU:
+            for j, addr in enumerate(link['addresses']):
+                if ipaddress.ip_interface(addr).version == 6:
+                    errors.append("links[%d].addresses[%d]: '%s' is IPv6, which the kernel "
+                                  "disables on '%s' (MTU %s, below %d); set mtu: %d or more"
+                                  % (i, j, addr, name, device.get('mtu'), IPV6_MIN_MTU,
+                                     IPV6_MIN_MTU))
+        return errors
 
-    def present(self, before):
+    def onlink(self, have, routes):
+        """{device: [networks reached without a gateway]} once the links are converged, and the
+        addresses the namespace will have."""
+        prefixes, local = {}, set()
+        listed = dict((link['name'], link) for link in self.p['links'])
+        for dev, state in have.items():
+            addrs = state['addresses']
+            if dev in listed:
+                want = list(listed[dev]['addresses'])
+                addrs = want if listed[dev]['purge_addresses'] else addrs + want
+            prefixes[dev] = [ipaddress.ip_interface(a) for a in addrs]
+        for dev, link in listed.items():
+            if dev not in have:
+                prefixes[dev] = [ipaddress.ip_interface(a) for a in link['addresses']]
+        nets = {}
+        for dev, ifaces in prefixes.items():
+            local.update(i.ip for i in ifaces)
+            nets[dev] = [i.network for i in ifaces if i.network.prefixlen < i.network.max_prefixlen]
+        for r in routes:
+            if not r['via'] and r['dev'] and r['protocol'] != 'kernel' and r['to'] != 'default':
+                nets.setdefault(r['dev'], []).append(ipaddress.ip_network(r['to'], strict=False))
+        return nets, local
+
+    def check_routes(self, have, routes):
+        errors = []
+        devices = set(have) | set(link['name'] for link in self.p['links']) | {'lo'}
+        nets, local = self.onlink(have, routes)
+        for i, route in enumerate(self.p['routes']):
+            dev = route.get('dev')
+            if dev and dev not in devices:
+                errors.append("routes[%d].dev: no device '%s' in namespace '%s' nor in links; "
+                              "list it in links or fix the name" % (i, dev, self.ns))
+                continue
+            if route.get('via'):
+                via = ipaddress.ip_address(route['via'])
+                if via in local:
+                    errors.append("routes[%d].via: %s is an address of namespace '%s' itself; "
+                                  "a gateway is a neighbour" % (i, via, self.ns))
+                    continue
+                if via.is_link_local:
+                    continue
+                candidates = nets.get(dev, []) if dev else [n for v in nets.values() for n in v]
+                if not any(via in net for net in candidates):
+                    errors.append(
+                        "routes[%d].via: gateway %s is not on-link: no address%s of namespace "
+                        "'%s' is in its subnet; add an address of that subnet to links[]."
+                        "addresses or a route to it with dev first"
+                        % (i, via, (" on '%s'" % dev) if dev else '', self.ns))
+            elif dev:
+                network = None if route['to'] == 'default' else \
+                    ipaddress.ip_network(route['to'])
+                if network is not None:
+                    nets.setdefault(dev, []).append(network)
+        return errors
+
+    def sysctl_probe(self, exists):
+        """The runner and argv prefix that read /proc/sys/net as the namespace will have it: the
+        namespace itself, or, before it exists, a throwaway one (unshare --net) with the same
+        keys (the root namespace has more)."""
+        if exists:
+            return self.inside, []
+        return self.root, [self.root.bin('unshare'), '--net', '--']
+
+    def check_sysctls(self, exists, have):
+        if not self.p['sysctls']:
+            return []
+        errors = []
+        runner, prefix = self.sysctl_probe(exists)
+        listed = set(link['name'] for link in self.p['links'])
+        probes = {}
+        for key in sorted(self.p['sysctls']):
+            probe = key
+            m = DEVICE_SYSCTL.match(key)
+            if m and m.group(3) not in ('all', 'default'):
+                dev = m.group(3).replace('/', '.')
+                if dev not in have:
+                    if dev not in listed:
+                        errors.append("sysctls.%s: device '%s' is neither in namespace '%s' nor "
+                                      "in links" % (key, dev, self.ns))
+                        continue
+                    # Not made yet: its keys are those of 'default'.
+                    probe = 'net.%s.%s.default.%s' % (m.group(1), m.group(2), m.group(4))
+            probes[key] = probe
+        if not probes:
+            return errors
+        stat = runner.run(prefix + ['stat', '-c', '%a %n'] +
+                          sorted(set(sysctl_path(p) for p in probes.values())), check_rc=False)
+        modes = {}
+        for line in stat.stdout.splitlines():
+            mode, _, path = line.partition(' ')
+            modes[path] = int(mode, 8)
+        for key, probe in sorted(probes.items()):
+            mode = modes.get(sysctl_path(probe))
+            if mode is None:
+                errors.append("sysctls.%s: this kernel has no such per-namespace sysctl (no %s in "
+                              "a network namespace); check the name" % (key, sysctl_path(probe)))
+                continue
+            if not mode & 0o200:
+                errors.append("sysctls.%s: read-only in a network namespace" % key)
+                continue
+            if not mode & 0o400:
+                continue
+            current = runner.run(prefix + ['sysctl', '-n', probe], check_rc=False)
+            now = sysctl_text(current.stdout)
+            want = sysctl_text(self.p['sysctls'][key])
+            if current.rc == 0 and INTEGERS.match(now):
+                count = len(now.split())
+                if not INTEGERS.match(want) or len(want.split()) != count:
+                    errors.append("sysctls.%s: '%s' is not %s; the kernel's value is '%s'"
+                                  % (key, want, 'an integer' if count == 1 else
+                                     '%d integers' % count, now))
+        return errors
+
+    # --- converging ----------------------------------------------------------------------
+    def change(self, argv, undo=None, moot=True, runner=None):
+        """Run a state-changing command; ``undo`` reverts it (``moot``: the deletion of a
+        namespace this call made reverts it too)."""
+        (runner or self.root).run(argv, changes=True)
+        self.done += 1
+        if undo is not None:
+            self.undo.append((runner or self.root, undo, moot))
+
+    def ns_ip(self, *args):
+        return ['ip', '-n', self.ns] + list(args)
+
+    def present(self, before, have, root_links, peers, routes):
         exists = before is not None
-        root_links = self.links_in(None)
-        peers = self.peer_links(root_links)
-        have = before['links'] if exists else {}
-        self.preflight(have, root_links, peers)
         if not exists:
-            self.ip('netns', 'add', self.ns)
+            self.change(['ip', 'netns', 'add', self.ns], undo=['ip', 'netns', 'del', self.ns],
+                        moot=False)
+            self.created = True
         if not exists or not before['lo_up']:
-            self.ip_ns('link', 'set', 'lo', 'up')
-        for i, link in enumerate(self.p['links']):
-            self.converge_link(i, link, have.get(link['name']), peers)
+            self.change(self.ns_ip('link', 'set', 'lo', 'up'),
+                        undo=self.ns_ip('link', 'set', 'lo', 'down'))
+        for link in self.p['links']:
+            self.converge_link(link, have.get(link['name']), root_links, peers)
         # Address changes drop the routes through them: read routes after the links are done.
-        current_routes = self.routes() if exists and not self.module.check_mode else (
-            before['routes'] if exists else [])
+        current_routes = self.route_table() if exists and not self.module.check_mode else routes
         for route in self.p['routes']:
             if not self.route_present(route, current_routes):
-                argv = ['route', 'replace', route['to']]
-                if route.get('via'):
-                    argv += ['via', route['via']]
-                if route.get('dev'):
-                    argv += ['dev', route['dev']]
-                self.ip_ns(*argv)
+                self.change(self.ns_ip(*self.route_args('replace', route)),
+                            undo=self.route_undo(route, current_routes))
         for key, value in sorted(self.p['sysctls'].items()):
-            want = str(value)
-            if not exists or before['sysctls'].get(key) != want:
-                self.inside.run(['sysctl', '-q', '-w', '%s=%s' % (key, want)], changes=True)
+            want = sysctl_text(value)
+            old = before['sysctls'].get(key) if exists else None
+            if old != want:
+                self.change(['sysctl', '-q', '-w', '%s=%s' % (key, want)], runner=self.inside,
+                            undo=['sysctl', '-q', '-w', '%s=%s' % (key, old)]
+                            if old is not None else None)
 
-    def converge_link(self, index, link, current, peers):
+    @staticmethod
+    def route_args(verb, route, fam=None):
+        fam = fam or route_family(route)
+        argv = (['-6'] if fam == 'inet6' else []) + ['route', verb, route['to']]
+        if route.get('via'):
+            argv += ['via', route['via']]
+        if route.get('dev'):
+            argv += ['dev', route['dev']]
+        return argv
+
+    def route_undo(self, route, current):
+        fam = route_family(route)
+        to = self.normal_to(route['to'])
+        for r in current:
+            if r['family'] == fam and r['to'] == to:
+                return self.ns_ip(*self.route_args('replace', r, fam))
+        return self.ns_ip(*self.route_args('del', route, fam))
+
+    def converge_link(self, link, current, root_links, peers):
         name = link['name']
         peer_netns = link.get('peer_netns')
+        fresh = False
         if current is None:
             if link['kind'] == 'veth':
                 # Made with its inner end directly in the namespace: no clash with root devices.
-                self.ip(*(['-n', peer_netns] if peer_netns else []) + [
+                self.change(['ip'] + (['-n', peer_netns] if peer_netns else []) + [
                     'link', 'add', link['peer'], 'type', 'veth', 'peer', 'name', name,
-                    'netns', self.ns])
+                    'netns', self.ns], undo=self.ns_ip('link', 'del', name))
+                fresh = True
             else:
-                self.ip('link', 'set', name, 'netns', self.ns)
+                self.move_in(name, root_links[name])
             current = {'addresses': [], 'mtu': None, 'up': False}
+        # A veth this call made goes with all its settings when its undo deletes it.
+        undo = (lambda argv: None) if fresh else (lambda argv: argv)
         want = sorted(str(ipaddress.ip_interface(a)) for a in link['addresses'])
         # Purge first: deleting a primary address also deletes the secondaries of its subnet.
         if link['purge_addresses']:
             for addr in current['addresses']:
                 if addr not in want:
-                    self.ip_ns('addr', 'del', addr, 'dev', name)
+                    self.change(self.ns_ip('addr', 'del', addr, 'dev', name),
+                                undo=undo(self.ns_ip('addr', 'add', addr, 'dev', name)))
         for addr in want:
             if addr not in current['addresses']:
-                self.ip_ns('addr', 'add', addr, 'dev', name)
+                self.change(self.ns_ip('addr', 'add', addr, 'dev', name),
+                            undo=undo(self.ns_ip('addr', 'del', addr, 'dev', name)))
         if link.get('mtu') and current['mtu'] != link['mtu']:
-            self.ip_ns('link', 'set', name, 'mtu', str(link['mtu']))
+            old = current['mtu'] or root_links.get(name, {}).get('mtu')
+            # A moved-in device keeps its MTU when it goes back: undone even with the namespace.
+            self.change(self.ns_ip('link', 'set', name, 'mtu', str(link['mtu'])),
+                        undo=undo(self.ns_ip('link', 'set', name, 'mtu', str(old))) if old
+                        else None, moot=link['kind'] == 'veth')
         if not current['up']:
-            self.ip_ns('link', 'set', name, 'up')
+            self.change(self.ns_ip('link', 'set', name, 'up'),
+                        undo=undo(self.ns_ip('link', 'set', name, 'down')))
         if link['kind'] == 'veth':
-            self.converge_peer(link, peers.get(peer_netns, {}).get(link['peer']))
+            self.converge_peer(link, peers.get(peer_netns, {}).get(link['peer']), fresh)
 
-    def converge_peer(self, link, peer):
+    def move_in(self, name, state):
+        """Move a root-namespace device in; its undo moves it back (to this process's namespace,
+        the root one) and gives it back its addresses, bridge and up state."""
+        self.change(['ip', 'link', 'set', name, 'netns', self.ns])
+        # Undone newest first: these run after the move back.
+        for addr in state['addresses']:
+            self.undo.append((self.root, ['ip', 'addr', 'add', addr, 'dev', name], False))
+        if state.get('master'):
+            self.undo.append((self.root, ['ip', 'link', 'set', name, 'master', state['master']],
+                              False))
+        if state.get('up'):
+            self.undo.append((self.root, ['ip', 'link', 'set', name, 'up'], False))
+        self.undo.append((self.root, self.ns_ip('link', 'set', name, 'netns', str(os.getpid())),
+                          False))
+
+    def converge_peer(self, link, peer, fresh):
         name = link['peer']
         netns = link.get('peer_netns')
-        where = ['-n', netns] if netns else []
+        where = ['ip'] + (['-n', netns] if netns else [])
+        keep = not fresh and peer is not None
         if link.get('peer_bridge') and (peer is None or peer['master'] != link['peer_bridge']):
-            self.ip(*where + ['link', 'set', name, 'master', link['peer_bridge']])
+            old = peer and peer['master']
+            self.change(where + ['link', 'set', name, 'master', link['peer_bridge']],
+                        undo=(where + ['link', 'set', name] + (['master', old] if old else
+                                                                ['nomaster'])) if keep else None)
         if peer is None or not peer['up']:
-            self.ip(*where + ['link', 'set', name, 'up'])
+            self.change(where + ['link', 'set', name, 'up'],
+                        undo=where + ['link', 'set', name, 'down'] if keep else None)
         if link.get('tx_offload') is not None:
             state = None if peer is None else self.tx_offload(name, netns)
             if state != link['tx_offload']:
-                self.root.run(netns_argv(['ethtool', '-K', name, 'tx',
-                                          'on' if link['tx_offload'] else 'off'], netns),
-                              changes=True)
+                self.change(netns_argv(['ethtool', '-K', name, 'tx',
+                                        'on' if link['tx_offload'] else 'off'], netns),
+                            undo=netns_argv(['ethtool', '-K', name, 'tx',
+                                             'on' if state else 'off'], netns)
+                            if keep and state is not None else None)
 
     @staticmethod
-    def route_present(route, current):
-        to = route['to']
-        if to != 'default':
-            to = str(ipaddress.ip_network(to, strict=False))
-            if to.endswith('/32') or to.endswith('/128'):
-                to = to.rsplit('/', 1)[0]
+    def normal_to(to):
+        if to == 'default':
+            return to
+        to = str(ipaddress.ip_network(to, strict=False))
+        if to.endswith('/32') or to.endswith('/128'):
+            to = to.rsplit('/', 1)[0]
+        return to
+
+    @classmethod
+    def route_present(cls, route, current):
+        to = cls.normal_to(route['to'])
+        fam = route_family(route)
         for r in current:
-            if r['to'] == to and (not route.get('via') or r['via'] == route['via']) \
+            if r['to'] == to and r.get('family', fam) == fam \
+                    and (not route.get('via') or r['via'] == route['via']) \
                     and (not route.get('dev') or r['dev'] == route['dev']):
                 return True
         return False
+
+    # --- rolling back --------------------------------------------------------------------
+    def roll_back(self, before, routes):
+        """Undo this call's changes, newest first. Returns what could not be restored."""
+        problems = []
+        for runner, argv, moot in reversed(self.undo):
+            if self.created and moot:
+                continue
+            try:
+                runner.run(argv, changes=True)
+            except CommandError as e:
+                problems.append(str(e))
+        if self.created:
+            if self.exists():
+                problems.append("namespace '%s' is still there" % self.ns)
+            return problems
+        # Deleted addresses took routes through them along: put back what is missing.
+        now = self.route_table()
+        for r in routes:
+            if r['protocol'] != 'kernel' and not any(
+                    (n['family'], n['to'], n['via'], n['dev']) ==
+                    (r['family'], r['to'], r['via'], r['dev']) for n in now):
+                try:
+                    self.root.run(self.ns_ip(*self.route_args('replace', r, r['family'])),
+                                  changes=True)
+                except CommandError as e:
+                    problems.append(str(e))
+        after = self.read()
+        for part in ('links', 'lo_up', 'sysctls'):
+            if after[part] != before[part]:
+                problems.append('%s differ: %s before, %s now' % (part, json.dumps(before[part]),
+                                                                  json.dumps(after[part])))
+        key = lambda r: json.dumps(r, sort_keys=True)
+        if sorted(after['routes'], key=key) != sorted(before['routes'], key=key):
+            problems.append('routes differ: %s before, %s now' % (json.dumps(before['routes']),
+                                                                  json.dumps(after['routes'])))
+        return problems
+
+    def fail_after_change(self, before, routes, error):
+        """A step failed after changes: roll back, then fail saying what is left."""
+        cause = str(error) if isinstance(error, CommandError) else describe(error)
+        details = error.result.as_dict() if isinstance(error, CommandError) else {}
+        if self.module.check_mode or not self.done:
+            self.module.fail_json(msg='netns_host %s: %s' % (self.ns, cause), changed=False,
+                                  commands=self.root.changes, **details)
+        done = len(self.root.changes)
+        problems = self.roll_back(before, routes)
+        undone = self.root.changes[done:]
+        if not problems:
+            what = ("namespace '%s' deleted" % self.ns) if self.created else \
+                'namespace %s as it was' % self.ns
+            self.module.fail_json(
+                msg='netns_host %s: %s. Rolled back (%s): nothing this call changed stays'
+                    % (self.ns, cause, what),
+                changed=False, rolled_back=undone, commands=self.root.changes, **details)
+        self.module.fail_json(
+            msg='netns_host %s: %s. Rollback incomplete, changes stay (listed in commands): %s'
+                % (self.ns, cause, '; '.join(problems)),
+            changed=True, rolled_back=undone, commands=self.root.changes, **details)
 
 
 def main():
@@ -492,25 +925,43 @@ def main():
     )
     errors = validate(module.params)
     if errors:
-        module.fail_json(msg='invalid input: ' + '; '.join(errors), errors=errors)
+        module.fail_json(msg='invalid input: ' + '; '.join(errors), errors=errors, changed=False,
+                         commands=[])
 
     host = NetnsHost(module)
-    try:
+    with Guard(module, host.root) as guard:
+        guard.doing('find the programs this call runs')
+        host.programs()
+        guard.doing('read network namespace %s' % host.ns)
         before = host.read()
         if module.params['state'] == 'absent':
             if before is not None:
-                host.ip('netns', 'del', host.ns)
+                guard.doing('delete network namespace %s' % host.ns)
+                host.change(['ip', 'netns', 'del', host.ns])
         else:
-            host.present(before)
+            root_links = host.links_in(None)
+            if before is not None:
+                have, routes = host.links_in(host.ns), host.route_table()
+            else:
+                # A new namespace has only lo, which this call sets up first.
+                have = {'lo': dict(root_links['lo'], addresses=[], up=True, master=None)}
+                routes = []
+            peers = host.peer_links(root_links)
+            host.preflight(before is not None, have, root_links, peers, routes)
+            guard.doing('configure network namespace %s' % host.ns)
+            try:
+                host.present(before, have, root_links, peers, routes)
+            except Exception as error:  # any failure after a change is rolled back first
+                guard.doing('roll back network namespace %s' % host.ns)
+                host.fail_after_change(before, routes, error)
         changed = bool(host.root.changes)
         if not changed:
             after = before
         elif module.check_mode:
             after = host.predicted()
         else:
+            guard.doing('read network namespace %s back' % host.ns)
             after = host.read()
-    except CommandError as e:
-        host.root.fail('netns_host %s: %s' % (host.ns, e), error=e)
     result = dict(changed=changed, commands=host.root.changes, state=after)
     if module._diff:
         result['diff'] = dict(before=before or {}, after=after or {})
