@@ -39,6 +39,10 @@ MAX_WINDOW = 65535 << 14
 # that fills a whole 1 GiB window only loses the samples of its oldest segments. It bounds the
 # memory of a flow whose ACKs the capture does not see at about 150 MB.
 MAX_OUTSTANDING = 1 << 20
+# tcpdump gets packets from the kernel a buffer at a time, each handed over at the latest 1 s
+# (tcpdump's pcap_set_timeout) after its first packet; a SIGINT before that loses the buffer, so
+# the last second of a run would be missing from the capture.
+FLUSH_WAIT_S = 1.5
 
 
 def start_capture(run_dir, netns, device, ports):
@@ -62,6 +66,7 @@ def start_capture(run_dir, netns, device, ports):
 
 def stop_capture(proc, run_dir):
     if proc.poll() is None:
+        time.sleep(FLUSH_WAIT_S)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(10)

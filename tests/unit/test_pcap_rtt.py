@@ -1,11 +1,16 @@
 """RTT samples of pcap_rtt from captures written here byte by byte in the classic pcap format
 that tcpdump -w writes (and tcpdump -r reads back, checked below), so that each test knows the
 exact samples: the normal case with Karn's rule, sequence numbers that wrap at 2^32, and the
-bound on the segments a flow keeps outstanding."""
+bound on the segments a flow keeps outstanding; and from a real capture of a flow whose sequence
+numbers wrap (fixtures/pcap_rtt/README.md)."""
 
+import gc
 import os
+import re
 import struct
 import subprocess
+import time
+import warnings
 
 import pytest
 
@@ -19,6 +24,7 @@ CLIENT_PORT, SERVER_PORT = 40000, 5201
 # Linux's options on a data segment: NOP, NOP, timestamps (doff 8 words).
 TCP_OPTIONS = bytes([1, 1, 8, 10]) + bytes(8)
 MSS = 1448
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'pcap_rtt')
 # A pcap time as a double (seconds since 1970) is exact to about 0.24 us.
 APPROX = dict(abs=1e-3)
 
@@ -168,6 +174,51 @@ def test_sequence_numbers_that_wrap_at_2_32_keep_giving_samples(tmp_path, case):
     assert pcap_rtt.rtt_samples(path) == pytest.approx(expected, **APPROX)
 
 
+def unwrap(seq, reference):
+    """The 64-bit sequence number nearest to ``reference`` whose low 32 bits are ``seq``."""
+    offset = (seq - reference) % 2 ** 32
+    return reference + offset - (2 ** 32 if offset >= 2 ** 31 else 0)
+
+
+def tcpdump_samples(path, receiver):
+    """(samples, how many of them come from ACKs past the wrap) of the data sent to
+    ``receiver``, computed on tcpdump's own reading of the capture with sequence numbers made
+    64-bit: a cross-check of pcap_rtt's parser and of its sequence arithmetic."""
+    sent = []  # [start, end, t, retransmitted] on the 64-bit sequence numbers
+    highest = None
+    samples, past_wrap = [], 0
+    for line in tcpdump_lines(path):
+        t = float(line.split()[0])
+        data = re.search(r' > %s: .* seq (\d+):(\d+),' % re.escape(receiver), line)
+        ack = re.search(r' %s > .* ack (\d+),' % re.escape(receiver), line)
+        if data:
+            if highest is None:
+                highest = int(data.group(1))
+            start = unwrap(int(data.group(1)), highest)
+            end = start + (int(data.group(2)) - int(data.group(1))) % 2 ** 32
+            for item in sent:
+                if item[1] > start and item[0] < end:
+                    item[3] = True
+            if end > highest:
+                sent.append([max(start, highest), end, t, False])
+                highest = end
+        elif ack and highest is not None:
+            acked = unwrap(int(ack.group(1)), highest)
+            covered = [item for item in sent if item[1] <= acked]
+            sent = [item for item in sent if item[1] > acked]
+            if covered and not covered[-1][3]:
+                samples.append((t - covered[-1][2]) * 1000)
+                past_wrap += acked >= 2 ** 32
+    return samples, past_wrap
+
+
+def test_a_recorded_flow_whose_sequence_numbers_wrap_gives_samples_on_both_sides():
+    path = os.path.join(FIXTURES, 'iperf3_wrap.pcap')
+    expected, past_wrap = tcpdump_samples(path, '10.253.2.2.5334')
+    assert len(expected) > 150 and past_wrap > 80
+    assert pcap_rtt.rtt_samples(path) == pytest.approx(expected, **APPROX)
+
+
 def test_wrap_in_linux_cooked_ipv6_framing(tmp_path):
     capture, expected = wrapping_transfer(2 ** 32 - 5000, 2 ** 32 - 1, framing='sll2_ipv6')
     path = capture.write(str(tmp_path / 'wrap6.pcap'))
@@ -244,3 +295,41 @@ def test_an_empty_capture_and_truncated_frames_give_no_samples(tmp_path):
     capture.records.append((0, bytes(10), 60))
     capture.records.append((1, ethernet_ipv4(CLIENT4, SERVER4, 1, 2, 3, 4, ACK, 0)[:40], 66))
     assert pcap_rtt.rtt_samples(capture.write(str(tmp_path / 'short.pcap'))) == []
+
+
+@pytest.mark.root
+def test_a_capture_in_a_namespace_closes_its_files_and_keeps_the_last_packets(tmp_path, netns):
+    """flow_run's path: start_capture, a transfer, stop_capture right after it writes rtt.txt.
+    start_capture leaves no file open (an unclosed one gives a ResourceWarning once collected),
+    and the transfer's packets, all within tcpdump's last buffer, are in the capture."""
+    ns = netns('zt-pcap')
+    run_dir = str(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ResourceWarning)
+        capture = pcap_rtt.start_capture(run_dir, ns, 'lo', [5336])
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    assert capture.poll() is None, (tmp_path / '.tcpdump.err').read_text()
+    server = subprocess.Popen(['ip', 'netns', 'exec', ns, 'iperf3', '-s', '-1', '-p', '5336'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for unused in range(50):
+            client = subprocess.run(['ip', 'netns', 'exec', ns, 'iperf3', '-c', '127.0.0.1',
+                                     '-p', '5336', '-n', '20M'], capture_output=True, text=True,
+                                    check=False)
+            if client.returncode == 0 or 'Connection refused' not in client.stderr:
+                break
+            time.sleep(0.1)
+        assert client.returncode == 0, client.stderr
+        server.wait(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    pcap_rtt.stop_capture(capture, run_dir)
+    assert capture.returncode is not None
+    with open(os.path.join(run_dir, 'rtt.txt')) as f:
+        samples = [float(line) for line in f]
+    assert len(samples) > 20 and all(0 <= s < 100 for s in samples)
+    assert samples == pytest.approx(pcap_rtt.rtt_samples(os.path.join(run_dir, 'capture.pcap')),
+                                    abs=0.0005)
