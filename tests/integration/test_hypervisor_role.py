@@ -72,7 +72,7 @@ def test_bad_vms_are_refused_before_any_change(playbook, tmp_path):
     text = '\n'.join(failed['msg'])
     assert 'MAC 52:54:00:12:34:57 is used by more than one NIC: server1 nics[0], lb nics[0]' in text
     assert 'hypervisor_vms[2] (bad): nics[0]: mac "52:54:00:12:34" is not a MAC address' in text
-    assert 'tap name "a-very-long-tap-name" must be 1-15 characters' in text
+    assert "nics[0].tap 'a-very-long-tap-name' must be 1-15 characters" in text
     assert 'bridge "nosuchbridge" is not in hypervisor_bridges' in text
     assert 'mac 53:54:00:12:34:01 is a multicast address' in text
     # Validation comes first: nothing was created.
