@@ -104,6 +104,30 @@ def g(value):
     return float('%g' % value)
 
 
+def sprint_size(size):
+    """A size as tc's sprint_size() prints it: '32Kb' when within 16 bytes of whole KiB."""
+    if size >= 1024 * 1024 and abs(1024 * 1024 * round(size / 1048576.0) - size) < 1024:
+        return '%gMb' % round(size / 1048576.0)
+    if size >= 1024 and abs(1024 * round(size / 1024.0) - size) < 16:
+        return '%gKb' % round(size / 1024.0)
+    return '%db' % size
+
+
+# Link-layer header bytes by `ip -j link` link_type, for the kernel's psched_mtu() (mtu plus
+# hard_header_len), which sets fifo and fq_codel defaults.
+HARD_HEADER = {'ether': 14, 'loopback': 14, 'none': 0}
+PFIFO_FAST_PRIOMAP = (1, 2, 2, 2, 1, 2, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+
+
+def psched_mtu(device):
+    """mtu + hard_header_len of a device (``ip -j link show`` entry), or None when unknown."""
+    device = device or {}
+    header = HARD_HEADER.get(device.get('link_type'))
+    if device.get('mtu') is None or header is None:
+        return None
+    return int(device['mtu']) + header
+
+
 # --- handles ------------------------------------------------------------------------------------
 
 _ID = re.compile(r'^\s*([0-9a-fA-F]{1,4})?\s*:\s*([0-9a-fA-F]{0,4})\s*$')
@@ -143,59 +167,119 @@ def parent_major(parent):
 
 # --- kinds --------------------------------------------------------------------------------------
 
-def _conv(field, value, typ):
-    try:
-        if typ == 'rate':
-            out = parse_rate(value)
-        elif typ == 'size':
-            out = parse_size(value)
-        elif typ == 'time':
-            out = parse_time(value)
-        elif typ == 'percent':
-            out = parse_percent(value)
-            if not 0 <= out <= 100:
-                raise UnitError('must be between 0 and 100')
-        elif typ == 'fraction':
-            text = str(value).strip()
-            out = parse_percent(text) / 100.0 if text.endswith('%') else float(text)
-            if not 0 <= out <= 1:
-                raise UnitError('must be between 0 and 1')
-        elif typ == 'int':
-            if isinstance(value, bool) or not re.match(r'^\s*[0-9]+\s*$', str(value)):
-                raise UnitError('not a whole number')
-            out = int(value)
-        elif typ == 'bool':
-            if isinstance(value, bool):
-                out = value
-            elif str(value).lower() in ('yes', 'true', 'on', '1'):
-                out = True
-            elif str(value).lower() in ('no', 'false', 'off', '0'):
-                out = False
+class Opt(object):
+    """One option of a kind: its type, the range the kernel takes, what it counts, an example.
+
+    ``high`` None means no upper bound below what the type itself allows.
+    """
+
+    def __init__(self, typ, low=None, high=None, what=None, example=None):
+        self.typ = typ
+        self.low = low
+        self.high = high
+        self.what = what
+        self.example = example
+
+    def takes(self):
+        """What the option takes, for messages: its type and its range."""
+        low, high = self.low, self.high
+        if self.typ == 'int':
+            what = ' of %s' % self.what if self.what else ''
+            if low == 1:
+                text = 'a positive whole number%s (1 to %d)' % (what, high)
             else:
-                raise UnitError('not a boolean')
-        elif typ == 'hex':
-            if isinstance(value, bool) or not re.match(r'^\s*(0x)?[0-9a-fA-F]+\s*$', str(value)):
-                raise UnitError('not a hex number')
-            out = int(str(value).strip(), 16)
-        else:
-            raise AssertionError(typ)
+                text = 'a whole number%s from %d to %d' % (what, low, high)
+            return '%s, e.g. %s' % (text, self.example or 1000)
+        if self.typ == 'size':
+            return ('a size in bytes from %d to %d, e.g. %s'
+                    % (low, high, self.example or '15000, 32k or 1mb'))
+        if self.typ == 'time':
+            return ('a time from %dus to %dus (about %d minutes), e.g. %s'
+                    % (low, high, high // 60000000, self.example or '10us, 10ms or 1s'))
+        if self.typ == 'rate':
+            text = 'a rate of at least 8bit (1 byte/s)' if low else 'a rate (0 for none)'
+            if high is not None:
+                text += ' and at most %dbps (bytes/s)' % high
+            return '%s, e.g. %s' % (text, self.example or '100mbit, 1gbit or 12500000bps')
+        if self.typ == 'percent':
+            return 'a percentage from 0 to 100, e.g. 0.5% or 1'
+        if self.typ == 'fraction':
+            return 'a probability from 0 to 1 as tc takes it, e.g. 0.02 (or 2%)'
+        if self.typ == 'hex':
+            return ('a class minor in hex from %x to %x as tc takes it, e.g. 10 for class 1:10'
+                    % (low, high))
+        return 'true or false'
+
+
+# The kernel's limits per type (32-bit fields); kinds narrow them where the kernel does.
+_TYPE_RANGE = {'int': (0, U32), 'size': (0, U32), 'time': (0, U32), 'rate': (0, None),
+               'percent': (0, 100), 'fraction': (0, 1), 'hex': (0, 0xffff), 'bool': (None, None)}
+
+
+def opt(typ, low=None, high=None, what=None, example=None):
+    default_low, default_high = _TYPE_RANGE[typ]
+    return Opt(typ, default_low if low is None else low,
+               default_high if high is None else high, what, example)
+
+
+def _parse(value, typ):
+    """The value in the kernel's unit; UnitError says what is wrong with its form."""
+    if typ == 'rate':
+        return parse_rate(value)
+    if typ == 'size':
+        return parse_size(value)
+    if typ == 'time':
+        return parse_time(value)
+    if typ == 'percent':
+        return parse_percent(value)
+    if typ == 'fraction':
+        text = str(value).strip()
+        try:
+            return parse_percent(text) / 100.0 if text.endswith('%') else float(text)
+        except ValueError:
+            raise UnitError("'%s' is not a probability" % (value,))
+    if typ == 'int':
+        if isinstance(value, bool) or not re.match(r'^\s*[-+]?[0-9]+\s*$', str(value)):
+            raise UnitError("'%s' is not a whole number" % (value,))
+        return int(value)
+    if typ == 'bool':
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ('yes', 'true', 'on', '1'):
+            return True
+        if str(value).lower() in ('no', 'false', 'off', '0'):
+            return False
+        raise UnitError("'%s' is not a boolean" % (value,))
+    if typ == 'hex':
+        if isinstance(value, bool) or not re.match(r'^\s*(0x)?[0-9a-fA-F]+\s*$', str(value)):
+            raise UnitError("'%s' is not a hex number" % (value,))
+        return int(str(value).strip(), 16)
+    raise AssertionError(typ)
+
+
+def _conv(field, value, spec, owner=None):
+    """``value`` converted and checked against ``spec`` (an Opt); TcError names the field, the
+    problem and the range the option takes."""
+    what = '%s %s' % (owner, field.rsplit('.', 1)[-1]) if owner else field.rsplit('.', 1)[-1]
+    shown = value if isinstance(value, (int, float)) else "'%s'" % value
+    if spec.typ != 'bool' and str(value).strip().startswith('-'):
+        raise TcError('%s: %s is negative; the %s takes %s' % (field, shown, what, spec.takes()))
+    try:
+        out = _parse(value, spec.typ)
     except (UnitError, ValueError) as e:
-        raise TcError("%s: %s (%s)" % (field, e, EXAMPLES[typ]))
-    if typ in ('size', 'time', 'int', 'hex') and out > U32:
-        raise TcError("%s: %s is too large for tc (at most %d)" % (field, value, U32))
+        raise TcError('%s: %s; the %s takes %s' % (field, e, what, spec.takes()))
+    if spec.typ == 'bool':
+        return out
+    if spec.low is not None and out < spec.low:
+        problem = 'is below %s' % (('%x' if spec.typ == 'hex' else '%s') % spec.low)
+        unit = {'rate': 'bytes/s', 'size': 'bytes', 'time': 'us'}.get(spec.typ)
+        if unit and out >= 0 and out != value:
+            problem += ' (%s %s)' % (out, unit)
+        raise TcError('%s: %s %s; the %s takes %s' % (field, shown, problem, what, spec.takes()))
+    if spec.high is not None and out > spec.high:
+        raise TcError('%s: %s is too large; the %s takes %s'
+                      % (field, shown, what, spec.takes()))
     return out
-
-
-EXAMPLES = {
-    'rate': "a rate, e.g. 100mbit, 1gbit or 12500000bps",
-    'size': "a size in bytes, e.g. 15000, 32k or 1mb",
-    'time': "a time, e.g. 10us, 10ms or 1s",
-    'percent': "a percentage, e.g. 0.5% or 1",
-    'fraction': "a probability as tc takes it, e.g. 0.02 (or 2%)",
-    'int': "a whole number, e.g. 1000",
-    'bool': "true or false",
-    'hex': "a class minor in hex as tc takes it, e.g. 10 for class 1:10",
-}
 
 
 class Kind(object):
@@ -216,9 +300,9 @@ class Kind(object):
                           % (field, ', '.join(unknown), self.name, self.name,
                              ', '.join(sorted(self.spec)) or 'no options'))
         out = {}
-        for key, typ in self.spec.items():
+        for key, spec in self.spec.items():
             if options.get(key) is not None:
-                out[key] = _conv('%s.%s' % (field, key), options[key], typ)
+                out[key] = _conv('%s.%s' % (field, key), options[key], spec, self.name)
         return self.complete(out, field)
 
     def complete(self, opts, field):
@@ -237,6 +321,18 @@ class Kind(object):
         """Options as returned to users: tc's JSON with our units and names."""
         return dict(raw or {})
 
+    def predicted_raw(self, opts, device, old_raw):
+        """tc's JSON options for this qdisc after an add (``old_raw`` None) or a change (the
+        options read before it), or None where they cannot be known without the kernel."""
+        return {}
+
+    def predict(self, opts, device, old_raw=None):
+        """(public options, raw options) the read-back will show, or (None, None)."""
+        raw = self.predicted_raw(opts, device, old_raw)
+        if raw is None:
+            return None, None
+        return self.public(raw), raw
+
     def needs_recreate(self, opts, raw):
         return False
 
@@ -250,8 +346,7 @@ class Kind(object):
 
 class Pfifo(Kind):
     name = 'pfifo'
-    spec = {'limit': 'int'}
-    unit = 'packets'
+    spec = {'limit': opt('int', 1, what='packets', example=1000)}
 
     def args(self, opts):
         return ['limit', str(opts['limit'])] if 'limit' in opts else []
@@ -269,10 +364,22 @@ class Pfifo(Kind):
     def observed(self, raw):
         return {'limit': raw['limit']} if 'limit' in raw else {}
 
+    def predicted_raw(self, opts, device, old_raw):
+        if 'limit' in opts:
+            return {'limit': opts['limit']}
+        # fifo_init() without options: txqueuelen packets, times psched_mtu() bytes for bfifo
+        txqlen = (device or {}).get('txqlen')
+        if txqlen is None:
+            return None
+        if self.name == 'pfifo':
+            return {'limit': int(txqlen)}
+        mtu = psched_mtu(device)
+        return None if mtu is None else {'limit': int(txqlen) * mtu}
+
 
 class Bfifo(Pfifo):
     name = 'bfifo'
-    spec = {'limit': 'size'}
+    spec = {'limit': opt('size', 1, example='100000 or 64k')}
 
     def args(self, opts):
         return ['limit', tc_size_arg(opts['limit'])] if 'limit' in opts else []
@@ -282,6 +389,9 @@ class PfifoFast(Kind):
     name = 'pfifo_fast'
     spec = {}
     can_change = False
+
+    def predicted_raw(self, opts, device, old_raw):
+        return {'bands': 3, 'priomap': list(PFIFO_FAST_PRIOMAP), 'multiqueue': False}
 
 
 class Ingress(Kind):
@@ -301,8 +411,9 @@ class Tbf(Kind):
     name = 'tbf'
     config = 'NET_SCH_TBF'
     module = 'sch_tbf'
-    spec = {'rate': 'rate', 'burst': 'size', 'latency': 'time', 'limit': 'size',
-            'peakrate': 'rate', 'mtu': 'size'}
+    spec = {'rate': opt('rate', 1), 'burst': opt('size', 1, example='15000 or 32k'),
+            'latency': opt('time', example='10ms'), 'limit': opt('size', 1, example='100000'),
+            'peakrate': opt('rate', 1), 'mtu': opt('size', 1, example='1540')}
     resets_children = 'fifo'
 
     def complete(self, opts, field):
@@ -384,6 +495,18 @@ class Tbf(Kind):
             out['minburst'] = _size_value(raw.get('minburst', raw.get('mtu')))
         return out
 
+    def predicted_raw(self, opts, device, old_raw):
+        exp = self.expected(opts, device)
+        raw = {'rate': exp['rate'], 'burst': '%s/1' % sprint_size(exp['burst']), 'mpu': 0,
+               'burst_raw': '%x' % exp['burst_ticks'], 'limit': exp['limit']}
+        if 'peakrate' in opts:
+            raw.update({'peakrate': opts['peakrate'], 'mtu_raw': '%x' % exp['mtu_ticks'],
+                        'mtu': '%s/1' % sprint_size(xmitsize(opts['peakrate'],
+                                                             exp['mtu_ticks']))})
+        if 'lat' in exp:
+            raw['lat'] = exp['lat']
+        return raw
+
     def args_from_raw(self, raw):
         """tc arguments that recreate a tbf read back with -r (None when not possible)."""
         if 'burst_raw' not in raw or 'limit' not in raw or 'mtu_raw' in raw:
@@ -398,9 +521,13 @@ class Red(Kind):
     name = 'red'
     config = 'NET_SCH_RED'
     module = 'sch_red'
-    spec = {'limit': 'size', 'min': 'size', 'max': 'size', 'avpkt': 'size', 'burst': 'int',
-            'probability': 'fraction', 'bandwidth': 'rate', 'ecn': 'bool', 'harddrop': 'bool',
-            'adaptive': 'bool'}
+    # min, max and burst 0 mean what tc derives when they are left out
+    spec = {'limit': opt('size', 1, example='100000'), 'min': opt('size', example='30000'),
+            'max': opt('size', example='90000'), 'avpkt': opt('size', 1, example='1000'),
+            'burst': opt('int', what='packets (0: derived from min, max and avpkt)',
+                         example=35),
+            'probability': opt('fraction'), 'bandwidth': opt('rate', 1, U32),
+            'ecn': opt('bool'), 'harddrop': opt('bool'), 'adaptive': opt('bool')}
     resets_children = 'all'
 
     def complete(self, opts, field):
@@ -418,8 +545,6 @@ class Red(Kind):
         if not opts.get('burst'):
             opts['burst'] = (2 * opts['min'] + opts['max']) // (3 * opts['avpkt'])
         opts.setdefault('bandwidth', parse_rate('10mbit'))
-        if opts['bandwidth'] > U32:
-            raise TcError("%s.bandwidth: red takes at most %d bytes/s" % (field, U32))
         opts.setdefault('probability', 0.02)
         for flag in ('ecn', 'harddrop', 'adaptive'):
             opts.setdefault(flag, False)
@@ -451,6 +576,15 @@ class Red(Kind):
             else:
                 exp['Plog'] = opts['_derived']['Plog']
         return exp
+
+    def predicted_raw(self, opts, device, old_raw):
+        raw = dict((k, v) for k, v in self.expected(opts, device).items())
+        # tc prints the fields in this order; probability or Plog as expected() chose
+        order = ('limit', 'min', 'max', 'ecn', 'harddrop', 'adaptive', 'nodrop', 'ewma',
+                 'probability', 'Plog', 'Scell_log')
+        if opts['adaptive']:
+            raw['probability'] = g(_uint(opts['probability'] * 2.0 ** 32) / 2.0 ** 32)
+        return dict((k, raw[k]) for k in order if k in raw)
 
     def observed(self, raw):
         keys = ('limit', 'min', 'max', 'ecn', 'harddrop', 'adaptive', 'nodrop', 'ewma',
@@ -506,7 +640,9 @@ class Netem(Kind):
     name = 'netem'
     config = 'NET_SCH_NETEM'
     module = 'sch_netem'
-    spec = {'delay': 'time', 'jitter': 'time', 'loss': 'percent', 'rate': 'rate', 'limit': 'int'}
+    spec = {'delay': opt('time', example='10ms'), 'jitter': opt('time', example='1ms'),
+            'loss': opt('percent'), 'rate': opt('rate'),
+            'limit': opt('int', 1, what='packets', example=1000)}
 
     def complete(self, opts, field):
         if opts.get('jitter') and not opts.get('delay'):
@@ -541,6 +677,19 @@ class Netem(Kind):
                 'loss': g((raw.get('loss-random') or {}).get('loss', 0)),
                 'rate': (raw.get('rate') or {}).get('rate', 0)}
 
+    def predicted_raw(self, opts, device, old_raw):
+        exp = self.expected(opts, device)
+        raw = {'limit': exp['limit']}
+        if exp['delay']:
+            raw['delay'] = {'delay': exp['delay'], 'jitter': exp['jitter'], 'correlation': 0}
+        if exp['loss']:
+            raw['loss-random'] = {'loss': exp['loss'], 'correlation': 0}
+        if exp['rate']:
+            raw['rate'] = {'rate': exp['rate'], 'packetoverhead': 0, 'cellsize': 0,
+                           'celloverhead': 0}
+        raw.update({'ecn': False, 'gap': 0})
+        return raw
+
     def needs_recreate(self, opts, raw):
         # 'tc qdisc change' cannot switch a netem rate off (tc sends no rate attribute then)
         return bool((raw.get('rate') or {}).get('rate')) and not opts.get('rate')
@@ -564,7 +713,9 @@ class FqCodel(Kind):
     name = 'fq_codel'
     config = 'NET_SCH_FQ_CODEL'
     module = 'sch_fq_codel'
-    spec = {'limit': 'int', 'target': 'time', 'interval': 'time', 'ecn': 'bool'}
+    spec = {'limit': opt('int', 1, what='packets', example=10240),
+            'target': opt('time', example='5ms'), 'interval': opt('time', 1, example='100ms'),
+            'ecn': opt('bool')}
 
     def complete(self, opts, field):
         # The kernel's defaults, sent explicitly so that 'change' resets what is not given.
@@ -586,12 +737,34 @@ class FqCodel(Kind):
         return {'limit': raw.get('limit'), 'target': raw.get('target'),
                 'interval': raw.get('interval'), 'ecn': bool(raw.get('ecn', False))}
 
+    def predicted_raw(self, opts, device, old_raw):
+        # flows, quantum, memory_limit and drop_batch are not set by this module: a change
+        # keeps them, a new qdisc gets the kernel's defaults (quantum: psched_mtu()).
+        if old_raw is not None:
+            fixed = dict((k, old_raw[k]) for k in ('flows', 'quantum', 'memory_limit',
+                                                   'drop_batch') if k in old_raw)
+        else:
+            fixed = {'flows': 1024, 'memory_limit': 32 << 20, 'drop_batch': 64}
+            mtu = psched_mtu(device)
+            if mtu is None:
+                return None
+            fixed['quantum'] = mtu
+        exp = self.expected(opts, device)
+        raw = {'limit': exp['limit'], 'flows': fixed.get('flows'), 'quantum': fixed.get('quantum'),
+               'target': exp['target'], 'interval': exp['interval'],
+               'memory_limit': fixed.get('memory_limit')}
+        if exp['ecn']:
+            raw['ecn'] = True
+        raw['drop_batch'] = fixed.get('drop_batch')
+        return dict((k, v) for k, v in raw.items() if v is not None)
+
 
 class Htb(Kind):
     name = 'htb'
     config = 'NET_SCH_HTB'
     module = 'sch_htb'
-    spec = {'default': 'hex', 'r2q': 'int', 'direct_qlen': 'int'}
+    spec = {'default': opt('hex'), 'r2q': opt('int', 1, example=10),
+            'direct_qlen': opt('int', what='packets', example=1000)}
     can_change = False  # the kernel has no 'change' for the htb qdisc: it is recreated
 
     def complete(self, opts, field):
@@ -621,6 +794,14 @@ class Htb(Kind):
         if 'default' in out:
             out['default'] = '%x' % int(str(out['default']), 16)
         return out
+
+    def predicted_raw(self, opts, device, old_raw):
+        qlen = opts.get('direct_qlen', (device or {}).get('txqlen'))
+        if qlen is None:
+            return None
+        version = (old_raw or {}).get('ver', '3.17')
+        return {'r2q': opts['r2q'], 'default': '%#x' % opts['default'],
+                'direct_packets_stat': 0, 'ver': version, 'direct_qlen': int(qlen)}
 
 
 KINDS = dict((k.name, k) for k in (Pfifo(), Bfifo(), PfifoFast(), Tbf(), Red(), Netem(),
@@ -944,3 +1125,128 @@ def explain_failure(ops, stderr):
             return kind_error_message(kind)
     where = (' (%s)' % ' '.join(['tc'] + op.argv)) if op is not None else ''
     return 'tc failed%s: %s' % (where, text)
+
+
+# --- prediction (check mode) --------------------------------------------------------------------
+
+# Drivers that set IFF_NO_QUEUE: without a root qdisc of its own such a device has noqueue.
+NOQUEUE_DRIVERS = ('veth', 'dummy', 'bridge', 'bond', 'team', 'vlan', 'macvlan', 'ipvlan', 'vrf',
+                   'vxlan', 'geneve', 'wireguard')
+
+
+def default_root(device_info, default_qdisc='pfifo_fast'):
+    """The qdisc the kernel attaches as root when a device's own root qdisc is deleted."""
+    device_info = device_info or {}
+    kind = default_qdisc or 'pfifo_fast'
+    if device_info.get('link_type') == 'loopback' or \
+            (device_info.get('linkinfo') or {}).get('info_kind') in NOQUEUE_DRIVERS:
+        kind = 'noqueue'
+    elif (device_info.get('num_tx_queues') or 1) > 1:
+        kind = 'mq'
+    options = {}
+    model = KINDS.get(kind)
+    if model is not None:
+        complete = model.complete(dict(), 'default')
+        options = model.predict(complete, device_info)[0] or {}
+    return {'kind': kind, 'handle': '0:', 'parent': 'root', 'default': True, 'options': options,
+            'raw': {}}
+
+
+def _with_descendants(qdiscs, tops):
+    """``tops`` and every qdisc below them (by identity: default qdiscs share handle 0:)."""
+    gone = [q for q in qdiscs if any(q is t for t in tops)]
+    grown = True
+    while grown:
+        handles = set(q['handle'] for q in gone if q['handle'])
+        more = [q for q in qdiscs if parent_major(q['parent']) in handles
+                and not any(q is g for g in gone)]
+        gone += more
+        grown = bool(more)
+    return gone
+
+
+def _without(qdiscs, gone):
+    return [q for q in qdiscs if not any(q is g for g in gone)]
+
+
+def simulate(before, ops, device_info=None, default_qdisc='pfifo_fast'):
+    """The qdiscs as they will read back after ``ops``: check mode's predicted diff.
+
+    Options are predicted the way the kernel derives them (a tbf's limit from its latency, red's
+    ewma/Scell_log, fifo and fq_codel defaults from the device); a qdisc changed in place keeps
+    its position; the kernel's side effects are applied (a tbf change sets its fifo children's
+    limit to its own, a red change replaces its children by an invisible bfifo, a deleted root
+    gives the device its default qdisc back). A handle the kernel picks itself stays None.
+    """
+    after = [dict(q) for q in before]
+    for op in ops:
+        slot = slot_key(op.entry.get('parent', 'root'))
+        in_slot = [q for q in after if slot_key(q['parent']) == slot]
+        if op.action == 'del':
+            after = _without(after, _with_descendants(after, in_slot))
+            continue
+        model = KINDS[op.entry['kind']]
+        old = in_slot[0] if in_slot else None
+        if 'raw' in op.entry:
+            # the tbf re-applied from its own read-back values: its options stay
+            options, raw = dict(op.entry['options']), op.entry['raw']
+        else:
+            same = old is not None and op.action == 'change' and old['kind'] == model.name
+            options, raw = model.predict(op.entry['options'], device_info,
+                                         old.get('raw') if same else None)
+            if options is None:
+                options, raw = dict(old['options']) if same else {}, None
+        handle = op.entry.get('handle') or (old['handle'] if old and op.action == 'change'
+                                            else None)
+        new = {'kind': model.name, 'handle': handle, 'parent': op.entry['parent'],
+               'default': False, 'options': options, 'raw': raw or {}}
+        if op.action == 'add' and old is not None:
+            after = _without(after, _with_descendants(after, in_slot))
+            old = None
+        if old is not None:
+            after = [new if q is old else q for q in after]
+        else:
+            after.append(new)
+        if op.action == 'change' and model.resets_children == 'all':
+            after = _without(after, _with_descendants(after, [new])[1:])
+        elif op.action == 'change' and model.resets_children == 'fifo' and raw:
+            for i, q in enumerate(after):
+                if parent_major(q['parent']) == handle and q['kind'] in ('pfifo', 'bfifo'):
+                    after[i] = dict(q, options=dict(q['options'], limit=raw['limit']),
+                                    raw=dict(q.get('raw') or {}, limit=raw['limit']))
+    if not any(q['parent'] == 'root' for q in after):
+        after.insert(0, default_root(device_info, default_qdisc))
+    return tree_order(after)
+
+
+def tree_order(qdiscs):
+    """Qdiscs parents before children: the root tree, then the ingress/clsact one, each child
+    after its parent in class and handle order (the kernel lists them in hash order)."""
+    def number(text):
+        try:
+            return int(text, 16)
+        except (TypeError, ValueError):
+            return -1
+
+    def key(q):
+        major, dummy, minor = q['parent'].partition(':')
+        return (number(major), number(minor), number((q['handle'] or '').rstrip(':')))
+
+    out, placed = [], set()
+
+    def place(q):
+        placed.add(id(q))
+        out.append(q)
+        if q['handle'] in (None, '0:'):
+            return
+        for child in sorted((c for c in qdiscs if id(c) not in placed
+                             and parent_major(c['parent']) == q['handle']), key=key):
+            place(child)
+
+    for top in ('root', 'ingress', 'clsact'):
+        for q in qdiscs:
+            if q['parent'] == top and id(q) not in placed:
+                place(q)
+    for q in sorted((q for q in qdiscs if id(q) not in placed), key=key):
+        place(q)
+    return out

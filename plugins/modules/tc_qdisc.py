@@ -120,7 +120,15 @@ attributes:
       running them.
   diff_mode:
     support: full
-    description: Shows the device's qdiscs before and after (predicted in check mode).
+    description:
+      - Shows the device's qdiscs before and after, parents before children.
+      - In check mode the after is predicted as the kernel will report it, derived values
+        included (a tbf's limit and latency from rate, burst and latency, red's ewma and
+        Scell_log, fifo, htb and fq_codel defaults from the device's txqueuelen and MTU), with
+        the kernel's side effects (a tbf change sets its fifo children's limit to its own, a
+        red change replaces its children, a deleted root gives the device its default qdisc).
+        A handle the kernel chooses (no O(handle) given) shows as null; an C(mq) root's
+        per-queue children are not predicted.
   platform:
     support: full
     platforms: posix
@@ -138,7 +146,11 @@ notes:
     changing a red replaces its child; qdiscs listed in the same task are set again afterwards,
     other children are not.
   - C(tc -batch) is not atomic. If the kernel refuses a command after the check, the commands
-    before it stay applied (listed in RV(commands)).
+    before it stay applied (listed in RV(commands), C(changed) true and RV(qdiscs) showing the
+    device as it is then).
+  - Bad input (a malformed or out-of-range option, a device name the kernel cannot have, a
+    missing device or namespace, a kind the kernel lacks) fails before any change; messages
+    name the field and the range it takes.
 seealso:
   - module: zerodrop.testbed.tc_qdisc_info
 '''
@@ -212,7 +224,8 @@ reasons:
   type: list
   elements: str
 diff:
-  description: The qdiscs before and after (without statistics).
+  description: The qdiscs before and after (without statistics), parents before children; in
+    check mode the after is the prediction (see the diff_mode attribute).
   returned: when diff mode is on
   type: dict
 '''
@@ -221,8 +234,13 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import (
+    device_name, errors, path_component)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 from ansible_collections.zerodrop.testbed.plugins.module_utils import tc
+
+DEFAULT_QDISC = '/proc/sys/net/core/default_qdisc'
 
 KIND_CHOICES = ['tbf', 'red', 'pfifo', 'bfifo', 'pfifo_fast', 'htb', 'netem', 'fq_codel',
                 'ingress', 'clsact']
@@ -235,7 +253,7 @@ def where(module):
 
 def read_device(module, runner):
     device = module.params['device']
-    result = runner.run(['ip', '-j', 'link', 'show', 'dev', device], check_rc=False)
+    result = runner.run(['ip', '-d', '-j', 'link', 'show', 'dev', device], check_rc=False)
     if result.rc != 0:
         err = (result.stderr or '').strip()
         if 'network namespace' in err:
@@ -277,30 +295,13 @@ def probe(module, ops):
     module.fail_json(msg='%s; nothing was changed' % msg, commands=[])
 
 
-def simulate(before, ops):
-    """The qdiscs as they will be after ``ops`` (for check mode's diff)."""
-    after = [dict(q) for q in before]
-    for op in ops:
-        slot = tc.slot_key(op.entry.get('parent', 'root'))
-        if op.action == 'del':
-            gone = set(q['handle'] for q in after if tc.slot_key(q['parent']) == slot)
-            changed = True
-            while changed:
-                changed = False
-                for q in after:
-                    if tc.parent_major(q['parent']) in gone and q['handle'] not in gone:
-                        gone.add(q['handle'])
-                        changed = True
-            after = [q for q in after if q['handle'] not in gone]
-            continue
-        options = dict((k, v) for k, v in op.entry.get('options', {}).items()
-                       if not k.startswith('_'))
-        old = [q for q in after if tc.slot_key(q['parent']) == slot]
-        handle = op.entry.get('handle') or (old[0]['handle'] if old else None)
-        new = {'kind': op.entry['kind'], 'handle': handle, 'parent': op.entry['parent'],
-               'default': False, 'options': options}
-        after = [q for q in after if tc.slot_key(q['parent']) != slot] + [new]
-    return after
+def default_qdisc():
+    """net.core.default_qdisc: what a device without a root qdisc of its own gets."""
+    try:
+        with open(DEFAULT_QDISC) as f:
+            return f.read().strip() or 'pfifo_fast'
+    except (IOError, OSError):
+        return 'pfifo_fast'
 
 
 def main():
@@ -325,12 +326,22 @@ def main():
         mutually_exclusive=[('tree', 'parent'), ('tree', 'handle'), ('tree', 'kind')],
         supports_check_mode=True,
     )
+    runner = Runner(module, netns=module.params['netns'])
+    with Guard(module, runner) as guard:
+        manage(module, runner, guard)
+
+
+def manage(module, runner, guard):
     p = module.params
     device, present = p['device'], p['state'] == 'present'
-    if present and not p['tree'] and not p['kind']:
-        module.fail_json(msg="state=present needs kind (e.g. kind: tbf) or tree", commands=[])
+    bad = errors(device_name('device', device),
+                 path_component('netns', p['netns']) if p['netns'] is not None else None)
+    if bad:
+        module.fail_json(msg='; '.join(bad), commands=[])
     if p['tree'] is not None and not p['tree']:
         module.fail_json(msg="tree is empty: list at least one qdisc", commands=[])
+    if present and not p['tree'] and not p['kind']:
+        module.fail_json(msg="state=present needs kind (e.g. kind: tbf) or tree", commands=[])
     if p['tree'] is None and p['options'] and not present:
         p['options'] = {}
     items = p['tree'] if p['tree'] is not None else [dict(
@@ -344,7 +355,7 @@ def main():
     except tc.TcError as e:
         module.fail_json(msg=str(e).replace('qdisc.', ''), commands=[])
 
-    runner = Runner(module, netns=p['netns'])
+    guard.doing('read the device and its qdiscs', device)
     device_info = read_device(module, runner)
     try:
         before = read_qdiscs(runner, device)
@@ -360,7 +371,9 @@ def main():
 
     after = before
     if ops:
+        guard.doing('try the tc commands in a throw-away network namespace', device)
         probe(module, ops)
+        guard.doing('run the tc commands', device)
         lines = '\n'.join(' '.join(op.argv) for op in ops) + '\n'
         if len(ops) == 1:
             argv = ['tc'] + ops[0].argv
@@ -370,7 +383,12 @@ def main():
         result = runner.run(argv, changes=True, check_rc=False, data=data)
         if result.rc != 0:
             partial = read_qdiscs(runner, device)
-            module.fail_json(msg=tc.explain_failure(ops, result.stderr or result.stdout),
+            changed = tc.public_tree(partial, stats=False) != tc.public_tree(before, stats=False)
+            msg = tc.explain_failure(ops, result.stderr or result.stdout)
+            if changed:
+                msg += ('; tc -batch is not atomic: the commands before the failing one stay '
+                        'applied (qdiscs shows the device now)')
+            module.fail_json(msg=msg, changed=changed,
                              commands=[runner.argv(['tc'] + op.argv) for op in ops],
                              stderr=result.stderr, qdiscs=tc.public_tree(partial))
         if not module.check_mode:
@@ -391,9 +409,14 @@ def main():
     result = dict(changed=bool(ops), qdiscs=tc.public_tree(after), commands=commands,
                   reasons=['%s: %s' % (op.action, op.why) for op in ops])
     if module._diff:
-        predicted = simulate(before, ops) if module.check_mode else after
-        result['diff'] = {'before': {'device': device, 'qdiscs': tc.public_tree(before, stats=False)},
-                          'after': {'device': device, 'qdiscs': tc.public_tree(predicted, stats=False)}}
+        if module.check_mode:
+            predicted = tc.simulate(before, ops, device_info, default_qdisc())
+        else:
+            predicted = tc.tree_order(after)
+        result['diff'] = {
+            'before': {'device': device,
+                       'qdiscs': tc.public_tree(tc.tree_order(before), stats=False)},
+            'after': {'device': device, 'qdiscs': tc.public_tree(predicted, stats=False)}}
     module.exit_json(**result)
 
 

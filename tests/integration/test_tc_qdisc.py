@@ -1,8 +1,10 @@
 """zerodrop.testbed.tc_qdisc and tc_qdisc_info against the real tc in network namespaces (veth)."""
 
 import itertools
+import os
 import json
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -226,7 +228,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(dev, playbook):
                                                            'latency': '1ms'}),
                            ['options.rate', 'e.g. 100mbit']),
         'malformed size': (dict(base, kind='bfifo', options={'limit': 'lots'}),
-                           ['options.limit', 'e.g. 15000']),
+                           ['options.limit', 'bfifo limit takes a size in bytes from 1']),
         'tbf without rate': (dict(base, kind='tbf', options={'burst': 15000, 'latency': '1ms'}),
                              ['options.rate is required']),
         'latency and limit': (dict(base, kind='tbf', options={'rate': '1mbit', 'burst': 15000,
@@ -292,3 +294,87 @@ def test_tbf_values_read_back_as_predicted(dev):
         bigger = dict(options, burst=tc.parse_size(burst) + 2000)
         other = tc.desired_entry({'handle': '1:', 'kind': 'tbf', 'options': bigger}, 'tbf')
         assert 'burst_ticks' in tc.compare(other, full[0]), options
+
+
+def run_module(args, check, workdir):
+    """The module itself (as Ansible runs it) with diff on; its JSON result."""
+    path = os.path.join(workdir, 'args-%s.json' % uuid.uuid4().hex[:8])
+    with open(path, 'w') as f:
+        json.dump({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=check,
+                                               _ansible_diff=True)}, f)
+    proc = subprocess.run([sys.executable, '-m', MODULE, path], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=False)
+    return json.loads(proc.stdout[proc.stdout.index('{'):])
+
+
+MODULE = 'ansible_collections.zerodrop.testbed.plugins.modules.tc_qdisc'
+COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), '.collections')
+TBF_10MS = ['tbf', 'rate', '100mbit', 'burst', '15000', 'latency', '10ms']
+# name: (commands that set the device up by hand, module args), derived fields in the diff
+PREDICTED = {
+    'tbf latency change resets its fifo child': (
+        [['link', 'set', '{dev}', 'up'],
+         ['qdisc', 'add', 'dev', '{dev}', 'root', 'handle', '1:'] + TBF_10MS,
+         ['qdisc', 'add', 'dev', '{dev}', 'parent', '1:1', 'handle', '10:', 'bfifo', 'limit',
+          '100000']],
+        {'handle': '1:', 'kind': 'tbf',
+         'options': {'rate': '100mbit', 'burst': 15000, 'latency': '1ms'}}),
+    'tbf with peakrate, latency and limit derived': (
+        [], {'handle': '1:', 'kind': 'tbf', 'options': {'rate': '30mbit', 'burst': '32k',
+                                                        'latency': '5ms', 'peakrate': '1gbit',
+                                                        'mtu': 1540}}),
+    'tree rate change and a listed fifo child': (
+        [['qdisc', 'add', 'dev', '{dev}', 'root', 'handle', '1:'] + TBF_10MS,
+         ['qdisc', 'add', 'dev', '{dev}', 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit',
+          '50']],
+        {'tree': [{'handle': '1:', 'kind': 'tbf',
+                   'options': {'rate': '200mbit', 'burst': 15000, 'latency': '10ms'}},
+                  {'parent': '1:1', 'handle': '10:', 'kind': 'pfifo', 'options': {'limit': 50}}]}),
+    'pfifo and bfifo limits from txqueuelen and mtu': (
+        [['link', 'set', '{dev}', 'txqueuelen', '77', 'mtu', '9000']],
+        {'tree': [{'handle': '1:', 'kind': 'tbf',
+                   'options': {'rate': '1gbit', 'burst': '64k', 'limit': 500000}},
+                  {'parent': '1:1', 'handle': '10:', 'kind': 'bfifo'}]}),
+    'pfifo without limit': (
+        [['link', 'set', '{dev}', 'txqueuelen', '321']], {'handle': '5:', 'kind': 'pfifo'}),
+    'tbf replaced by htb with direct_qlen from txqueuelen': (
+        [['link', 'set', '{dev}', 'txqueuelen', '66'],
+         ['qdisc', 'add', 'dev', '{dev}', 'root', 'handle', '1:'] + TBF_10MS],
+        {'handle': '1:', 'kind': 'htb', 'options': {'default': '1f'}}),
+    'root deleted: the default qdisc comes back': (
+        [['qdisc', 'add', 'dev', '{dev}', 'root', 'handle', '1:'] + TBF_10MS,
+         ['qdisc', 'add', 'dev', '{dev}', 'ingress']],
+        {'state': 'absent'}),
+    'purge of a tbf child': (
+        [['qdisc', 'add', 'dev', '{dev}', 'root', 'handle', '1:'] + TBF_10MS,
+         ['qdisc', 'add', 'dev', '{dev}', 'parent', '1:1', 'handle', '10:', 'bfifo', 'limit',
+          '100000']],
+        {'handle': '1:', 'kind': 'tbf', 'purge': True,
+         'options': {'rate': '100mbit', 'burst': 15000, 'latency': '10ms'}}),
+    'ingress replaced by clsact, pfifo_fast root': (
+        [['qdisc', 'add', 'dev', '{dev}', 'ingress']],
+        {'tree': [{'handle': '2:', 'kind': 'pfifo_fast'}, {'kind': 'clsact'}]}),
+}
+
+
+@pytest.mark.parametrize('name', sorted(PREDICTED))
+def test_check_mode_diff_is_what_the_real_run_does(name, netns, veth, tmp_path):
+    """Check mode predicts the read-back: derived fields (a tbf's limit and latency, fifo limits
+    a tbf change resets, defaults from txqueuelen and mtu, the default root after a delete)."""
+    ns = netns('ztp')
+    dev = veth(ns)[0]
+    setup, args = PREDICTED[name]
+    for argv in setup:
+        tool = 'tc' if argv[0] == 'qdisc' else 'ip'
+        sh(ns, tool, *[a.format(dev=dev) for a in argv])
+    args = dict(args, netns=ns, device=dev)
+    before = shape(ns, dev)
+    checked = run_module(args, True, str(tmp_path))
+    assert not checked.get('failed'), checked
+    assert shape(ns, dev) == before, 'check mode changed the device'
+    real = run_module(args, False, str(tmp_path))
+    assert not real.get('failed') and not real.get('warnings'), real
+    assert checked['changed'] is real['changed'] is True
+    assert checked['commands'] == real['commands']
+    assert checked['diff'] == real['diff'], (checked['diff'], real['diff'])
