@@ -180,11 +180,74 @@ def listening(netns, ports, pids):
     return set(ports) <= found
 
 
+# A sysctl key as sysctl(8) takes it: dotted (or slashed) names, never an option or a path out of
+# /proc/sys.
+SYSCTL_KEY = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$')
+
+
+def sysctl_key_problem(field, key):
+    """Why ``key`` is not a sysctl key, naming ``field`` and the fix, or None."""
+    text = '' if key is None else str(key)
+    if not SYSCTL_KEY.match(text) or '' in re.split(r'[./]', text):
+        return ('%s: %r is not a sysctl key: give a name like net.ipv4.tcp_ecn (letters, digits, '
+                '_ - : separated by . or /)' % (field, text))
+    return None
+
+
+def read_sysctl(key, netns):
+    """The value of ``key`` (whitespace collapsed), or None when sysctl cannot read it."""
+    rc, out, err = run(['sysctl', '-n', key], netns)
+    return ' '.join(out.split()) if rc == 0 else None
+
+
+class SysctlError(ProbeError):
+    """A sysctl could not be set; ``left`` are the keys this call changed and could not restore."""
+
+    def __init__(self, msg, left):
+        ProbeError.__init__(self, msg)
+        self.left = left
+
+
 def apply_sysctls(sysctls, netns):
+    """Set ``sysctls`` (in ``netns``), all or none: every key is read first (an unknown key fails
+    before anything is written), and when a write fails the ones written before it get their old
+    values back. Returns the keys whose value changed."""
+    old = {}
+    for key in sorted(sysctls or {}):
+        old[key] = read_sysctl(key, netns)
+        if old[key] is None:
+            raise SysctlError('sysctls: %s is not a sysctl of %s: check the name (sysctl -a lists '
+                              'them)' % (key, 'network namespace %s' % netns if netns else
+                                         'this host'), [])
+    written = []
     for key, value in sorted((sysctls or {}).items()):
+        if ' '.join(str(value).split()) == old[key]:
+            continue
         rc, out, err = run(['sysctl', '-q', '-w', '%s=%s' % (key, value)], netns)
         if rc != 0:
-            raise ProbeError('sysctl %s=%s failed: %s' % (key, value, err.strip()))
+            left = [k for k in written
+                    if run(['sysctl', '-q', '-w', '%s=%s' % (k, old[k])], netns)[0] != 0]
+            raise SysctlError('sysctls: %s=%s was refused (%s): give a value the kernel accepts'
+                              '%s' % (key, value, err.strip() or 'rc=%d' % rc,
+                                      '; could not restore %s' % ', '.join(left) if left else
+                                      (' (%s restored)' % ', '.join(written) if written else '')),
+                              left)
+        written.append(key)
+    return written
+
+
+def netns_exists(name):
+    return os.path.exists(os.path.join('/run/netns', name))
+
+
+def link_names(netns):
+    """Names of the devices in ``netns`` (None when ``ip`` cannot list them)."""
+    rc, out, err = run(['ip', '-j', 'link', 'show'], netns)
+    try:
+        return set(link['ifname'] for link in json.loads(out) if link.get('ifname')) \
+            if rc == 0 and out.strip() else None
+    except ValueError:
+        return None
 
 
 # ---- the tools ---------------------------------------------------------------------------------
@@ -545,8 +608,8 @@ class Sampler(object):
             self.thread.join(30)
 
 
-def before(run_dir, netns, devices, sysctls, server_address=None):
-    apply_sysctls(sysctls, netns)
+def before(run_dir, netns, devices, server_address=None):
+    """The files of before the run (sysctls are applied earlier, by ``apply_sysctls``)."""
     host_snapshot(run_dir, netns, server_address)
     nstat_reset(run_dir, netns)
     tc_snapshot(run_dir, 'tc_before.json', netns, devices)

@@ -23,10 +23,10 @@ description:
   - Sysctls, qdiscs and devices are read inside O(netns) when given.
 options:
   netns:
-    description: Network namespace to read sysctls and qdiscs in.
+    description: Network namespace to read sysctls and qdiscs in; it must exist.
     type: str
   sysctls:
-    description: Sysctl keys to record.
+    description: Sysctl keys to record (names like C(net.ipv4.tcp_ecn)); one the kernel does not have is recorded as null.
     type: list
     elements: str
     default:
@@ -37,7 +37,9 @@ options:
       - net.ipv4.tcp_max_syn_backlog
       - net.ipv4.ip_local_port_range
   kernel_metadata_paths:
-    description: Files where a kernel build left its C(metadata.json); the first that exists is read.
+    description:
+      - Files where a kernel build left its C(metadata.json); the first that exists is read.
+      - One that exists but is not JSON fails the module, naming it.
     type: list
     elements: path
     default: [/boot/zerodrop-kernel.json, /etc/zerodrop/kernel.json]
@@ -107,6 +109,8 @@ import resource
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors, path_component
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
 
 
@@ -165,6 +169,20 @@ def ovs_config(module, database):
     return found
 
 
+def kernel_build(module, paths):
+    """The first of ``paths`` that exists, read as JSON; one that is not JSON fails the module."""
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError) as e:
+            module.fail_json(msg='kernel_metadata_paths: %s cannot be read as JSON (%s): fix or '
+                                 'remove it, or list other paths' % (path, describe(e)))
+    return None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -182,32 +200,43 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    problems = errors(path_component('netns', p['netns']) if p['netns'] is not None else None,
+                      *[flow_probe.sysctl_key_problem('sysctls', key) for key in p['sysctls']])
+    if not problems and p['netns'] is not None and not flow_probe.netns_exists(p['netns']):
+        problems.append('netns %s does not exist (ip netns list): give an existing namespace or '
+                        'unset netns' % p['netns'])
+    if problems:
+        module.fail_json(msg='; '.join(problems))
     runner = Runner(module, netns=p['netns'])
-    with open('/proc/sys/kernel/osrelease') as f:
-        release = f.read().strip()
-    with open('/proc/version') as f:
-        version = f.read().strip()
-    build = None
-    for path in p['kernel_metadata_paths']:
-        if os.path.exists(path):
-            with open(path) as f:
-                build = json.load(f)
-            break
-    sysctls = {}
-    for key in p['sysctls']:
-        result = runner.run(['sysctl', '-n', key], check_rc=False)
-        sysctls[key] = ' '.join(result.stdout.split()) if result.rc == 0 else None
-    try:
-        qdiscs = runner.json(['tc', '-j', 'qdisc', 'show']) or []
-    except CommandError as e:
-        runner.fail('cannot read the qdiscs: %s' % e, error=e)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    versions, paths = tool_versions(module, p['bin_dir'])
+    with Guard(module, runner) as guard:
+        guard.doing('read the kernel release', '/proc/sys/kernel/osrelease')
+        with open('/proc/sys/kernel/osrelease') as f:
+            release = f.read().strip()
+        guard.doing('read the kernel version', '/proc/version')
+        with open('/proc/version') as f:
+            version = f.read().strip()
+        build = kernel_build(module, p['kernel_metadata_paths'])
+        guard.doing('read the sysctls')
+        sysctls = {}
+        for key in p['sysctls']:
+            result = runner.run(['sysctl', '-n', key], check_rc=False)
+            sysctls[key] = ' '.join(result.stdout.split()) if result.rc == 0 else None
+        guard.doing('read the qdiscs')
+        try:
+            qdiscs = runner.json(['tc', '-j', 'qdisc', 'show']) or []
+        except CommandError as e:
+            runner.fail('cannot read the qdiscs: %s' % e, error=e)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        guard.doing('read the traffic tools\' versions', p['bin_dir'])
+        versions, paths = tool_versions(module, p['bin_dir'])
+        guard.doing('read the devices')
+        links = devices(runner)
+        guard.doing('read the Open vSwitch configuration', p['ovs_database'])
+        ovs = ovs_config(module, p['ovs_database'])
     module.exit_json(
         changed=False,
         kernel={'release': release, 'version': version, 'build': build},
-        sysctls=sysctls, qdiscs=qdiscs, devices=devices(runner),
-        ovs=ovs_config(module, p['ovs_database']), tools=versions, tool_paths=paths,
+        sysctls=sysctls, qdiscs=qdiscs, devices=links, ovs=ovs, tools=versions, tool_paths=paths,
         nofile={'soft': soft, 'hard': hard})
 
 

@@ -32,7 +32,9 @@ description:
     lines the report prints first."
 options:
   path:
-    description: The experiment's directory (holds metadata.json).
+    description:
+      - The experiment's directory (holds metadata.json; created). It, or the directory it is
+        created in, must be writable - checked before anything is written.
     type: path
     required: true
   experiment:
@@ -84,7 +86,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Computes the metadata without writing it.
+    description: Computes the metadata without writing it; reports a change when metadata.json would differ.
 extends_documentation_fragment:
   - zerodrop.testbed.attributes.linux_no_diff
 '''
@@ -139,6 +141,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import zd_checks
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem, \
+    file_problem, replace_file
 
 COMMIT_KEYS = ('source_commit', 'commit', 'git_commit', 'revision')
 
@@ -255,6 +261,35 @@ def metadata(experiment, modes, hosts, mode_hosts, host_facts, inventory, collec
     return data
 
 
+def read_text(path):
+    with open(path, 'rb') as f:
+        return f.read().decode('utf-8', 'replace')
+
+
+def problems_of(p):
+    """What is wrong with the parameters, found before anything is written."""
+    problems = errors(directory_problem('path', p['path']),
+                      file_problem('path', os.path.join(p['path'], 'metadata.json'), 'metadata.json')
+                      if os.path.isdir(p['path']) else None)
+    for field, values in (('hosts', p['hosts']),) + tuple(
+            ('mode_hosts.%s' % mode, roles) for mode, roles in sorted(p['mode_hosts'].items())):
+        if not isinstance(values, dict):
+            problems.append('%s must map host roles to inventory hosts (got %r)' % (field, values))
+            continue
+        problems.extend('%s.%s must be an inventory host name (got %r)' % (field, role, host)
+                        for role, host in sorted(values.items())
+                        if not isinstance(host, str) or not host)
+    for field in ('host_facts', 'kernels'):
+        problems.extend('%s.%s must be a dict (%s) or null (got %r)' % (
+            field, key, 'what experiment_host_facts returned' if field == 'host_facts' else
+            'name, preset, kernelrelease, commit, config_sha256, config, metadata_file', value)
+            for key, value in sorted(p[field].items())
+            if value is not None and not isinstance(value, dict))
+    problems.extend('modes[%d] is empty: name the mode' % i for i, mode in enumerate(p['modes'])
+                    if not mode)
+    return problems
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -273,15 +308,26 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    data = metadata(p['experiment'], p['modes'], p['hosts'], p['mode_hosts'], p['host_facts'],
-                    p['inventory'], p['collection'], p['kernels'], p['notes'], p['baseline_mode'])
-    if not module.check_mode:
-        if not os.path.isdir(p['path']):
-            os.makedirs(p['path'])
-        with open(os.path.join(p['path'], 'metadata.json'), 'w') as f:
-            json.dump(data, f, indent=1, sort_keys=True, default=str)
-            f.write('\n')
-    module.exit_json(changed=True, metadata=data, kernels=data['kernels'],
+    problems = problems_of(p)
+    if problems:
+        module.fail_json(msg='; '.join(problems))
+    with Guard(module) as guard:
+        guard.doing('build the metadata')
+        data = metadata(p['experiment'], p['modes'], p['hosts'], p['mode_hosts'], p['host_facts'],
+                        p['inventory'], p['collection'], p['kernels'], p['notes'],
+                        p['baseline_mode'])
+        content = json.dumps(data, indent=1, sort_keys=True, default=str) + '\n'
+        dest = os.path.join(p['path'], 'metadata.json')
+        guard.doing('read the current metadata.json', dest)
+        changed = not os.path.isfile(dest) or read_text(dest) != content
+        if changed and not module.check_mode:
+            if not os.path.isdir(p['path']):
+                guard.doing('create the experiment directory (path)', p['path'])
+                os.makedirs(p['path'])
+                guard.record('mkdir %s' % p['path'])
+            guard.doing('write metadata.json', dest)
+            replace_file(dest, content)
+    module.exit_json(changed=changed, metadata=data, kernels=data['kernels'],
                      zd_branches=data['zd_branches'], kernel_comparison=data['kernel_comparison'])
 
 

@@ -130,6 +130,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import units
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 try:
     from ansible_collections.zerodrop.testbed.plugins.module_utils import run_record
@@ -231,40 +234,67 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def execute(p, check_mode):
-    """Write run.json (and result.json); returns the module result (shared with the action)."""
+def problems_of(p):
+    """What is wrong with the parameters, found before anything is written."""
+    problems = []
     for key in ('mode', 'variant', 'flows', 'rep', 'params'):
         if key not in p['run']:
-            return {'failed': True,
-                    'msg': 'run.%s is missing: pass a run as experiment_plan returns it' % key}
+            problems.append('run.%s is missing: pass a run as experiment_plan returns it' % key)
+    if 'params' in p['run'] and not isinstance(p['run']['params'], dict):
+        problems.append('run.params must be a dict of the run\'s parameters (got %r)'
+                        % (p['run']['params'],))
+    for role, host in sorted(p['hosts'].items()):
+        if not isinstance(host, str) or not host:
+            problems.append('hosts.%s must be an inventory host name (got %r)' % (role, host))
+    problems.extend(errors(directory_problem('path', p['path'])))
+    return problems
+
+
+def execute(p, check_mode):
+    """Write run.json (and result.json); returns the module result (shared with the action,
+    which has no module: every failure is returned, never raised)."""
+    problems = problems_of(p)
+    if problems:
+        return {'failed': True, 'changed': False, 'msg': '; '.join(problems)}
     data = record(p['experiment'], p['run'], p['hosts'], p['bottleneck'], p['outcomes'],
                   p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'])
-    result, problems = None, []
-    if not check_mode:
+    result, problems, made = None, [], []
+    if check_mode:
+        return {'changed': True, 'record': data, 'result': result, 'problems': problems}
+    operation = 'create the run directory (path)'
+    try:
         if not os.path.isdir(p['path']):
             os.makedirs(p['path'])
+            made.append('mkdir %s' % p['path'])
+        operation = 'write run.json in the run directory (path)'
         with open(os.path.join(p['path'], 'run.json'), 'w') as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write('\n')
-        if p['normalise']:
-            if run_record is None:
-                problems.append('no parsers in this collection: result.json not written')
-            else:
-                try:
-                    result = run_record.normalise(p['path'])
-                    with open(os.path.join(p['path'], 'result.json'), 'w') as f:
-                        f.write(run_record.dumps(result))
-                    problems = list(result.get('problems') or [])
-                except Exception as e:  # a broken run keeps its raw files; the report says why
-                    problems.append('cannot normalise %s: %s' % (p['path'], e))
+        made.append('write %s' % os.path.join(p['path'], 'run.json'))
+    except (IOError, OSError) as e:
+        return {'failed': True, 'changed': bool(made), 'commands': made,
+                'msg': 'could not %s %s: %s' % (operation, p['path'], describe(e))}
+    if p['normalise']:
+        if run_record is None:
+            problems.append('no parsers in this collection: result.json not written')
+        else:
+            try:
+                result = run_record.normalise(p['path'])
+                with open(os.path.join(p['path'], 'result.json'), 'w') as f:
+                    f.write(run_record.dumps(result))
+                problems = list(result.get('problems') or [])
+            except Exception as e:  # a broken run keeps its raw files; the report says why
+                problems.append('cannot normalise %s: %s' % (p['path'], e))
     return {'changed': True, 'record': data, 'result': result, 'problems': problems}
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    outcome = execute(module.params, module.check_mode)
+    with Guard(module) as guard:
+        guard.doing('record the run', module.params['path'])
+        outcome = execute(module.params, module.check_mode)
     if outcome.get('failed'):
-        module.fail_json(msg=outcome['msg'])
+        module.fail_json(**outcome)
     module.exit_json(**outcome)
 
 

@@ -41,7 +41,10 @@ options:
     type: path
     required: true
   dest:
-    description: Directory to write the report into; default O(results_dir).
+    description:
+      - Directory to write the report into (created); default O(results_dir).
+      - It must be a directory that can be written when a file of the report changes; that is
+        checked before any file is written.
     type: path
   baseline_mode:
     description: The mode every other mode is compared with.
@@ -139,6 +142,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils import report
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 
 def main():
@@ -158,17 +164,37 @@ def main():
     results_dir = module.params['results_dir']
     dest = module.params['dest'] or results_dir
     if not os.path.isdir(results_dir):
-        module.fail_json(msg='results_dir %s is not a directory' % results_dir)
-    files, results = report.build(results_dir, module.params['baseline_mode'], module.params['refresh'])
-    if not results.runs:
-        module.fail_json(msg='results_dir %s holds no run.json: pass results/<experiment>/<timestamp>'
+        module.fail_json(msg='results_dir %s is not a directory: pass results/<experiment>/<timestamp>'
                          % results_dir)
-    md_path = os.path.join(dest, 'report.md')
-    before = ''
-    if os.path.exists(md_path):
-        with open(md_path) as f:
-            before = f.read()
-    changed = report.write(dest, files, check=module.check_mode)
+    dest_field = 'dest' if module.params['dest'] else 'dest (default results_dir)'
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        module.fail_json(msg=directory_problem(dest_field, dest))
+    with Guard(module) as guard:
+        guard.doing('read the runs of results_dir', results_dir)
+        files, results = report.build(results_dir, module.params['baseline_mode'],
+                                      module.params['refresh'])
+        if not results.runs:
+            module.fail_json(msg='results_dir %s holds no run.json: pass results/<experiment>/<timestamp>'
+                             % results_dir)
+        md_path = os.path.join(dest, 'report.md')
+        before = ''
+        if os.path.exists(md_path):
+            guard.doing('read the current report', md_path)
+            with open(md_path, 'rb') as f:
+                before = f.read().decode('utf-8', 'replace')
+        guard.doing('compare the report with dest', dest)
+        changed = report.write(dest, files, check=True)
+        problems = errors(*([directory_problem(dest_field, dest)] if changed else []) + [
+            directory_problem(dest_field, os.path.dirname(os.path.join(dest, rel)))
+            for rel in changed])
+        if problems:
+            module.fail_json(msg=problems[0])
+        if not module.check_mode:
+            # one file at a time, so that a failure says which files were written before it
+            for rel in changed:
+                guard.doing('write the report file %s into dest' % rel, dest)
+                report.write(dest, {rel: files[rel]})
+                guard.record('write %s' % os.path.join(dest, rel))
     result = dict(
         changed=bool(changed),
         changed_files=changed,

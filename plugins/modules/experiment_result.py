@@ -39,7 +39,10 @@ options:
     type: path
     required: true
   dest:
-    description: Where to write the record; default C(result.json) inside O(run_dir).
+    description:
+      - Where to write the record; default C(result.json) inside O(run_dir).
+      - A file path (not a directory) in a directory that exists and can be written; it is
+        replaced whole (written next to it, then renamed) only when its content changes.
     type: path
 attributes:
   check_mode:
@@ -55,6 +58,8 @@ attributes:
 seealso:
   - module: zerodrop.testbed.experiment_report
 notes:
+  - A bad O(run_dir) or O(dest) (no C(run.json), a directory as O(dest), a directory that cannot
+    be written) fails before anything is written; O(dest) is then as it was.
   - Which host roles send and receive is read from the files - a role with C(client.txt) sends, a
     role with C(server.txt) receives - and otherwise from the role names (C(sender*), C(receiver*)).
 '''
@@ -106,7 +111,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import run_record
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import ParseError
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import file_problem, \
+    replace_file
 
 
 def main():
@@ -122,23 +130,28 @@ def main():
     if not os.path.isfile(os.path.join(run_dir, 'run.json')):
         module.fail_json(msg='run_dir %s has no run.json: pass a run directory '
                              '(<results>/<mode>/<variant>/<flows>/<rep>) as written by the runner' % run_dir)
-    try:
-        record = run_record.normalise(run_dir)
-    except ParseError as e:
-        module.fail_json(msg='run_dir: %s' % e)
-    content = run_record.dumps(record)
-    before = ''
-    if os.path.exists(dest):
-        with open(dest) as f:
-            before = f.read()
-    changed = before != content
-    if changed and not module.check_mode:
-        if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-            module.fail_json(msg='dest: directory of %s does not exist' % dest)
-        tmp = dest + '.tmp'
-        with open(tmp, 'w') as f:
-            f.write(content)
-        os.rename(tmp, dest)
+    if os.path.isdir(dest):
+        module.fail_json(msg=file_problem('dest', dest))
+    with Guard(module) as guard:
+        guard.doing('normalise the run in run_dir', run_dir)
+        try:
+            record = run_record.normalise(run_dir)
+        except ParseError as e:
+            module.fail_json(msg='run_dir: %s' % e)
+        content = run_record.dumps(record)
+        before = ''
+        if os.path.exists(dest):
+            guard.doing('read the current dest', dest)
+            with open(dest) as f:
+                before = f.read()
+        changed = before != content
+        if changed:
+            problem = file_problem('dest', dest)
+            if problem:
+                module.fail_json(msg=problem)
+        if changed and not module.check_mode:
+            guard.doing('write dest', dest)
+            replace_file(dest, content)
     result = dict(changed=changed, path=dest, record=record, problems=record.get('problems', []))
     if module._diff:
         result['diff'] = dict(before=before, after=content, before_header=dest, after_header=dest)

@@ -28,7 +28,10 @@ description:
     starts, and a connection can stall in SYN-SENT for a minute) is stopped, and the run is
     recorded with what its flows did: RV(client_stopped) is true and the status stays V(ok)."
   - "O(phase=stop): asks the supervisor to stop, waits up to O(stop_grace) seconds for the
-    servers to end on their own, stops the rest, writes the after files and reports the exit codes."
+    servers to end on their own, stops the rest, writes the after files and reports the exit codes.
+    A O(run_dir) without a run started by O(phase=start) (none yet, or already stopped) fails
+    with nothing to stop and changes nothing (in check mode it is reported, not failed: the
+    O(phase=start) of a check run starts nothing)."
   - Files written per host - C(server.txt) or C(client.txt) (tool stdout), C(server.err) or
     C(client.err) (stderr, when any), C(samples.csv) (neper server), C(nstat.txt) (increments
     since the reset, zeros included), C(tc_before.json), C(tc_during.jsonl), C(tc_after.json),
@@ -55,11 +58,13 @@ options:
     default: server
     choices: [server, observer]
   run_dir:
-    description: Directory on the target host for this host's raw files (created).
+    description:
+      - Directory on the target host for this host's raw files (created, with its parents, by
+        O(phase=start) and O(phase=client); never by O(phase=stop)).
     type: path
     required: true
   netns:
-    description: Network namespace to run everything in (none for the host's own namespace).
+    description: Network namespace to run everything in (none for the host's own namespace); it must exist.
     type: str
   tool:
     description: The traffic tool.
@@ -74,19 +79,19 @@ options:
         C(neper) role installs it (its C(neper_prefix) + C(/bin)).
     type: path
   flows:
-    description: Number of TCP flows.
+    description: Number of TCP flows (at least 1).
     type: int
     default: 1
   threads:
-    description: Threads per side (neper only).
+    description: Threads per side (neper only; at least 1, at most O(flows)).
     type: int
     default: 1
   duration:
-    description: Test length in seconds.
+    description: Test length in seconds (at least 1).
     type: int
     default: 10
   buffer:
-    description: Write size in bytes (neper C(-B), iperf C(-l)); tool default when unset.
+    description: Write size in bytes (neper C(-B), iperf C(-l)), at least 1; tool default when unset.
     type: int
   cc:
     description: Congestion control set per socket by the client (none keeps the default).
@@ -95,6 +100,7 @@ options:
     description:
       - First port of the tool (neper control port, data port is the next one; iperf3 uses
         one port per process from here). Default 12866 (neper), 5201 (iperf3), 5001 (iperf2).
+      - Every port the run uses must be at most 65535.
     type: int
   server_address:
     description: Address the client connects to. Required with O(phase=client).
@@ -110,7 +116,7 @@ options:
     elements: str
     default: []
   devices:
-    description: Devices whose qdiscs are recorded; all devices when empty.
+    description: Devices whose qdiscs are recorded (they must exist in O(netns)); all devices when empty.
     type: list
     elements: str
     default: []
@@ -119,25 +125,29 @@ options:
     type: bool
     default: true
   interval:
-    description: Seconds between samples.
+    description: Seconds between samples (above 0).
     type: float
     default: 1.0
   sysctls:
-    description: Sysctls set (C(sysctl -w), in O(netns)) before the run, e.g. C(net.ipv4.tcp_ecn).
+    description:
+      - Sysctls set (C(sysctl -w), in O(netns)) before the run, e.g. C(net.ipv4.tcp_ecn).
+      - All or none - every key is read first (an unknown key fails before anything is set), and
+        a value the kernel refuses restores the ones set before it.
     type: dict
     default: {}
   nofile:
-    description: RLIMIT_NOFILE of the tool processes; default (0) the hard limit.
+    description: RLIMIT_NOFILE of the tool processes (not negative); default (0) the hard limit.
     type: int
     default: 0
   server_wait:
-    description: Seconds O(phase=start) waits for the servers to listen.
+    description: Seconds O(phase=start) waits for the servers to listen (above 0).
     type: float
     default: 20
   client_grace:
     description:
       - Seconds past O(duration) before a client still running is stopped (SIGINT, SIGTERM,
         SIGKILL); the run is then recorded with what its flows did (RV(client_stopped)), not failed.
+      - Above 0 - neper connects its flows before its test starts.
     type: float
     default: 30
   client_stopped:
@@ -148,7 +158,7 @@ options:
     type: bool
     default: false
   stop_grace:
-    description: Seconds O(phase=stop) lets servers end on their own before stopping them.
+    description: Seconds O(phase=stop) lets servers end on their own before stopping them (0 or more).
     type: float
     default: 5
   capture_device:
@@ -164,8 +174,13 @@ extends_documentation_fragment:
   - zerodrop.testbed.attributes.linux_no_diff
 notes:
   - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip), C(ip netns exec)) and root for other namespaces.
-  - A run that fails (the tool is not found, a tool exits non-zero, a server does not come up)
-    fails the task with the reason in RV(reason); the raw files made so far stay.
+  - Bad parameters (a number out of range, a missing namespace or device, an unknown sysctl, a
+    O(run_dir) that is a file or cannot be written) and a tool that is not found fail before
+    anything is changed - no directory made, no sysctl set - with the field and the fix in
+    RV(reason).
+  - A run that fails once started (a tool exits non-zero, a server does not come up) fails the
+    task with the reason in RV(reason); the raw files made so far stay, and the task reports
+    changed.
   - neper's tcp_stream connects its flows one after the other and starts its test only when all
     are connected; C(--async-connect) in O(client_args) lets it start with the connections that
     completed.
@@ -262,6 +277,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe as fp
 from ansible_collections.zerodrop.testbed.plugins.module_utils import pcap_rtt
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name, errors, \
+    path_component
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 STOP_FILE = '.stop'
 STATE_FILE = '.probe.json'
@@ -283,18 +302,72 @@ def missing_tool(p, side):
     return '%s %s did not start: %s' % (p['tool'], side, fp.tool_not_found(p['tool'], p['searched']))
 
 
-def validate(module, p):
+def number_problems(p):
+    """Every number out of its range, each naming the field and the fix."""
+    problems = []
     for key in ('flows', 'threads', 'duration'):
         if p[key] < 1:
-            module.fail_json(msg='%s must be at least 1 (got %s)' % (key, p[key]))
-    if not 0 < p['port'] < 65535:
-        module.fail_json(msg='port must be between 1 and 65534 (got %s)' % p['port'])
+            problems.append('%s must be a whole number of at least 1 (got %s)' % (key, p[key]))
+    for key in ('interval', 'server_wait', 'client_grace'):
+        if not p[key] > 0:
+            problems.append('%s must be a number of seconds above 0 (got %s)' % (key, p[key]))
+    if not p['stop_grace'] >= 0:
+        problems.append('stop_grace must be 0 seconds or more (got %s)' % p['stop_grace'])
+    if p['nofile'] < 0:
+        problems.append('nofile must be 0 (the hard limit) or a positive limit (got %d)'
+                        % p['nofile'])
+    if p['buffer'] is not None and p['buffer'] < 1:
+        problems.append('buffer must be at least 1 byte, or unset for the tool\'s default '
+                        '(got %d)' % p['buffer'])
+    if not 0 < p['port'] < 65536:
+        problems.append('port must be between 1 and 65535 (got %s)' % p['port'])
+    elif p['flows'] >= 1:
+        last = max(fp.server_ports(p) + fp.data_ports(p))
+        if last > 65535:
+            problems.append('port %d leaves no room: %s with %d flows uses ports up to %d, above '
+                            '65535; give a lower port' % (p['port'], p['tool'], p['flows'], last))
+    return problems
+
+
+def problems_of(p):
+    """Everything wrong with the parameters, found before anything is run or changed."""
+    problems = number_problems(p)
     if p['phase'] == 'client' and not p['server_address']:
-        module.fail_json(msg='server_address is required with phase=client: the address of the '
-                             'receiver as the client reaches it')
-    if p['tool'] == 'neper' and p['flows'] < p['threads']:
-        module.fail_json(msg='neper needs flows >= threads (got flows=%d threads=%d)'
-                             % (p['flows'], p['threads']))
+        problems.append('server_address is required with phase=client: the address of the '
+                        'receiver as the client reaches it')
+    if p['tool'] == 'neper' and 1 <= p['flows'] < p['threads']:
+        problems.append('neper needs flows >= threads (got flows=%d threads=%d): lower threads'
+                        % (p['flows'], p['threads']))
+    if p['netns'] is not None:
+        problems.extend(errors(path_component('netns', p['netns'])))
+    problems.extend(errors(*[device_name('devices[%d]' % i, dev)
+                             for i, dev in enumerate(p['devices'])]))
+    if p['capture_device'] is not None:
+        problems.extend(errors(device_name('capture_device', p['capture_device'])))
+    problems.extend(errors(*[fp.sysctl_key_problem('sysctls', key) for key in p['sysctls']]))
+    if not p['run_dir']:
+        problems.append('run_dir is empty: give the directory for this host\'s raw files')
+    return problems
+
+
+def environment_problems(p):
+    """What the host lacks for these parameters (read-only checks, after the static ones)."""
+    if p['netns'] is not None and not fp.netns_exists(p['netns']):
+        return ['netns %s does not exist (ip netns list): create it first or unset netns'
+                % p['netns']]
+    wanted = list(p['devices'])
+    if p['capture_device'] and p['phase'] == 'client':
+        wanted.append(p['capture_device'])
+    if not wanted or p['phase'] == 'stop':
+        return []
+    present = fp.link_names(p['netns'])
+    where = 'network namespace %s' % p['netns'] if p['netns'] else 'the root network namespace'
+    if present is None:
+        return ['cannot list the devices of %s (ip -j link show)' % where]
+    return ['%s %s does not exist in %s: give a device that does'
+            % ('capture_device' if dev == p['capture_device'] and dev not in p['devices']
+               else 'devices', dev, where)
+            for dev in wanted if dev not in present]
 
 
 def listing(run_dir):
@@ -322,6 +395,20 @@ def pid_alive(pid):
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except (IOError, OSError, IndexError):
         return False
+
+
+def prepare(guard, p, run_dir):
+    """Set the sysctls (all or none), then make run_dir and clear an earlier run's working
+    files. A refused sysctl leaves nothing changed (fp.SysctlError)."""
+    guard.doing('set the sysctls')
+    for key in fp.apply_sysctls(p['sysctls'], p['netns']):
+        guard.record('sysctl %s=%s' % (key, p['sysctls'][key]))
+    if not os.path.isdir(run_dir):
+        guard.doing('create run_dir', run_dir)
+        os.makedirs(run_dir)
+        guard.record('mkdir %s' % run_dir)
+    guard.doing('clear the working files of an earlier run in run_dir', run_dir)
+    clean(run_dir)
 
 
 # ---- phase=start: the detached supervisor ----------------------------------------------------
@@ -399,15 +486,17 @@ def detach(p, run_dir):
     supervise(p, run_dir)
 
 
-def phase_start(module, p, run_dir):
+def phase_start(module, guard, p, run_dir):
     commands = fp.server_commands(p, run_dir) if p['role'] == 'server' else []
     missing = missing_tool(p, 'server') if p['role'] == 'server' else None
     if missing:
         return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands}
     if module.check_mode:
         return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
-    clean(run_dir)
-    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'])
+    prepare(guard, p, run_dir)
+    guard.doing('write the files of before the run into run_dir', run_dir)
+    fp.before(run_dir, p['netns'], p['devices'])
+    guard.doing('start the supervisor of the servers and samplers', run_dir)
     pid = detach(p, run_dir)
     result = {'changed': True, 'commands': commands, 'supervisor_pid': pid, 'status': 'ok',
               'reason': None}
@@ -454,9 +543,19 @@ def stop_supervisor(run_dir, wait, why=''):
         return json.load(f)
 
 
-def phase_stop(module, p, run_dir):
+def phase_stop(module, guard, p, run_dir):
+    if not os.path.exists(os.path.join(run_dir, '.supervisor.pid')):
+        why = ('nothing to stop: run_dir %s holds no run started by phase=start (%s); give the '
+               'run_dir of the phase=start call' % (
+                   run_dir, 'it does not exist' if not os.path.isdir(run_dir) else
+                   'it has no supervisor: never started, or already stopped'))
+        if module.check_mode:
+            # a phase=start of the same check run started nothing either
+            return {'changed': False, 'status': 'ok', 'reason': None, 'commands': [], 'note': why}
+        return {'changed': False, 'status': 'failed', 'reason': why, 'commands': []}
     if module.check_mode:
         return {'changed': True, 'status': 'ok', 'reason': None, 'commands': []}
+    guard.doing('stop the supervisor of the run', run_dir)
     state = stop_supervisor(run_dir, p['stop_grace'] + 60,
                             'client_stopped' if p['client_stopped'] else '')
     if state['status'] == 'ok' or os.path.exists(os.path.join(run_dir, STATE_FILE)):
@@ -468,7 +567,7 @@ def phase_stop(module, p, run_dir):
 
 # ---- phase=client ------------------------------------------------------------------------------
 
-def phase_client(module, p, run_dir):
+def phase_client(module, guard, p, run_dir):
     commands = fp.client_commands(p)
     missing = missing_tool(p, 'client')
     if missing:
@@ -477,8 +576,10 @@ def phase_client(module, p, run_dir):
     if module.check_mode:
         return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands,
                 'client_stopped': False, 'note': None}
-    clean(run_dir)
-    fp.before(run_dir, p['netns'], p['devices'], p['sysctls'], p['server_address'])
+    prepare(guard, p, run_dir)
+    guard.doing('write the files of before the run into run_dir', run_dir)
+    fp.before(run_dir, p['netns'], p['devices'], p['server_address'])
+    guard.doing('run the client', run_dir)
     capture = None
     if p['capture_device']:
         capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'], fp.data_ports(p))
@@ -557,24 +658,34 @@ def main():
         supports_check_mode=True,
     )
     p = params_of(module)
-    validate(module, p)
+    problems = problems_of(p)
+    if problems:
+        module.fail_json(msg='; '.join(problems), changed=False, status='failed',
+                         reason='; '.join(problems))
     run_dir = p['run_dir']
     started = time.time()
-    if not module.check_mode and not os.path.isdir(run_dir):
-        os.makedirs(run_dir)
-    try:
-        if p['phase'] == 'start':
-            result = phase_start(module, p, run_dir)
-        elif p['phase'] == 'client':
-            result = phase_client(module, p, run_dir)
-        else:
-            result = phase_stop(module, p, run_dir)
-    except fp.ProbeError as e:
-        result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
-    result.setdefault('note', None)
-    result['nofile'] = fp.nofile_limit(p['nofile'])
-    result['wall_s'] = round(time.time() - started, 3)
-    result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []
+    with Guard(module) as guard:
+        guard.doing('check the host for the run')
+        problems = environment_problems(p)
+        if p['phase'] != 'stop':
+            problems.extend(errors(directory_problem('run_dir', run_dir)))
+        if problems:
+            module.fail_json(msg='; '.join(problems), changed=False, status='failed',
+                             reason='; '.join(problems))
+        phases = {'start': phase_start, 'client': phase_client, 'stop': phase_stop}
+        try:
+            result = phases[p['phase']](module, guard, p, run_dir)
+        except fp.SysctlError as e:
+            # apply_sysctls restored what it had set; e.left is what it could not
+            result = {'changed': bool(e.left), 'status': 'failed', 'reason': str(e),
+                      'commands': []}
+        except fp.ProbeError as e:
+            result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
+        guard.doing('list the files of run_dir', run_dir)
+        result.setdefault('note', None)
+        result['nofile'] = fp.nofile_limit(p['nofile'])
+        result['wall_s'] = round(time.time() - started, 3)
+        result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []
     if result['status'] != 'ok':
         module.fail_json(msg=result['reason'], **result)
     module.exit_json(**result)

@@ -24,7 +24,7 @@ description:
   - Never changes anything.
 options:
   device:
-    description: Device to read. All devices of the namespace when not given.
+    description: Device to read (a device name, 1-15 characters). All devices of the namespace when not given.
     type: str
   netns:
     description: Network namespace to read in (commands run with C(ip netns exec)).
@@ -87,6 +87,9 @@ devices:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name, errors, \
+    path_component
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 from ansible_collections.zerodrop.testbed.plugins.module_utils import tc
 
@@ -100,22 +103,32 @@ def main():
         supports_check_mode=True,
     )
     device, netns = module.params['device'], module.params['netns']
+    problems = errors(device_name('device', device) if device is not None else None,
+                      path_component('netns', netns) if netns is not None else None)
+    if problems:
+        module.fail_json(msg='; '.join(problems))
     runner = Runner(module, netns=netns)
     argv = tc.READ_ARGV + [device] if device else tc.READ_ARGV[:-1]
-    try:
-        qdiscs = tc.parse_show(runner.json(argv))
-    except CommandError as e:
-        err = (e.result.stderr or '').strip()
-        if 'network namespace' in err:
-            runner.fail("network namespace '%s' does not exist (%s)" % (netns, err), error=e)
-        if 'Cannot find device' in err:
-            runner.fail("device '%s' not found in %s" % (
-                device, "network namespace '%s'" % netns if netns else 'the root network namespace'),
-                error=e)
-        runner.fail('cannot read qdiscs: %s' % e, error=e)
-    if device:
-        module.exit_json(changed=False, qdiscs=tc.public_tree(qdiscs))
-    module.exit_json(changed=False, devices=tc.by_device(qdiscs))
+    with Guard(module, runner) as guard:
+        guard.doing('read the qdiscs')
+        try:
+            qdiscs = tc.parse_show(runner.json(argv))
+        except CommandError as e:
+            err = (e.result.stderr or '').strip()
+            if 'network namespace' in err:
+                runner.fail("network namespace '%s' does not exist (%s): give an existing one "
+                            "(ip netns list) or unset netns" % (netns, err), error=e)
+            if 'Cannot find device' in err:
+                runner.fail("device '%s' not found in %s: give a device that exists (ip link show), "
+                            "or no device for all of them" % (
+                                device, "network namespace '%s'" % netns if netns else
+                                'the root network namespace'), error=e)
+            runner.fail('cannot read qdiscs: %s' % e, error=e)
+        if device:
+            found = dict(qdiscs=tc.public_tree(qdiscs))
+        else:
+            found = dict(devices=tc.by_device(qdiscs))
+    module.exit_json(changed=False, **found)
 
 
 if __name__ == '__main__':
