@@ -25,9 +25,8 @@ import json
 import os
 import re
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import DEVICE_MAX, device_name
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
-
-IFNAMSIZ = 15  # longest Linux interface name (IFNAMSIZ 16 includes the NUL)
 
 # OVS interface types; "system" is a plain kernel device (the empty type in the database).
 PORT_TYPES = ('system', 'internal', 'tap', 'patch', 'vxlan', 'gre', 'geneve', 'erspan',
@@ -159,7 +158,8 @@ class Snapshot(object):
     """Every bridge and port of one database, as the modules compare them.
 
     ``bridges[name]``: datapath_type ('system' for the empty default), fail_mode ('unset' when
-    none), stp, other_config, external_ids, ports (by name, without the bridge's own port).
+    none), stp, other_config, external_ids, ports (by name, without the bridge's own port) and
+    ``datapath``: whether ovs-vswitchd opened a datapath for it (see ``has_datapath``).
     ``ports[name]``: every port of every bridge, with ``bridge``, the settings of its interface
     of the same name, and the read-only ofport, error and interfaces.
     """
@@ -196,6 +196,7 @@ class Snapshot(object):
                 ports[port['name']] = port
                 if port['name'] != row['name']:
                     bridge['ports'][port['name']] = port
+            bridge['datapath'] = has_datapath(ports.get(row['name']))
             bridges[row['name']] = bridge
         interfaces = dict((row['name'], row) for row in iface_rows)
         return cls(bridges, ports, interfaces)
@@ -216,6 +217,32 @@ def _port_model(row, ifaces):
     else:
         port.update(dict((k, None) for k in INTERFACE_KEYS + ('ofport', 'error')))
     return port
+
+
+def has_datapath(own_port):
+    """Whether a bridge has a datapath, from its own internal port.
+
+    ovs-vswitchd gives that port the OpenFlow number 65534 (LOCAL) once the bridge's datapath is
+    open. A bridge whose datapath it cannot open (datapath_type system without the openvswitch
+    kernel module: what a plain ``ovs-vsctl add-br`` leaves there) keeps an empty ofport, and the
+    port's error column stays empty too, so the ofport is what tells.
+    """
+    return own_port is not None and own_port.get('ofport') not in (None, -1)
+
+
+def no_datapath_warning(bridge):
+    """A warning for a bridge (Snapshot model) that ovs-vswitchd runs without a datapath."""
+    if bridge is None or bridge.get('datapath', True):
+        return None
+    name = bridge['name']
+    if bridge['datapath_type'] == 'system':
+        return ('bridge %s exists but has no datapath: ovs-vswitchd cannot open the kernel '
+                '(system) datapath, which needs the openvswitch kernel module, so its ports '
+                'forward nothing. Set datapath_type: netdev (the userspace datapath, no module '
+                'needed), or load the module (modprobe openvswitch)' % name)
+    return ('bridge %s exists but ovs-vswitchd has not set it up (its own port has no OpenFlow '
+            'port): is ovs-vswitchd running and connected to this database? See its log'
+            % name)
 
 
 def managed(port):
@@ -266,17 +293,27 @@ def string_map(value, field):
     return result
 
 
-def check_ifname(name, field):
-    """Linux rules for a device name, which every OVS bridge and port also is."""
-    if not name:
-        raise OvsError('%s is empty: give the device a name' % field)
-    if len(name.encode('utf-8')) > IFNAMSIZ:
-        raise OvsError('%s %r is %d bytes long; Linux device names have at most %d: '
-                       'choose a shorter name' % (field, name, len(name.encode('utf-8')),
-                                                  IFNAMSIZ))
-    if name in ('.', '..') or re.search(r'[/:\s]', name):
-        raise OvsError('%s %r is not a valid Linux device name (no "/", ":" or whitespace, '
-                       'not "." or ".."): choose another name' % (field, name))
+# Port types that are a Linux device of the port's name (the others, patch ports, tunnels and
+# DPDK ports, live in ovs-vswitchd only).
+DEVICE_TYPES = ('system', 'internal', 'tap', 'afxdp', 'afxdp-nonpmd')
+
+
+def check_ifname(name, field, port_type='system'):
+    """A bridge or port name: Linux device rules (names.device_name) where it is a device."""
+    if port_type in DEVICE_TYPES:
+        problem = device_name(field, name)
+        if not problem and len(name.encode('utf-8')) > DEVICE_MAX:
+            problem = ('%s %r is %d bytes long in UTF-8; the kernel takes at most %d: choose a '
+                       'shorter name' % (field, name, len(name.encode('utf-8')), DEVICE_MAX))
+    elif not name:
+        problem = '%s is empty: give the port a name' % field
+    elif name.startswith('-') or re.search(r'\s', name):
+        problem = ('%s %r starts with "-" or contains whitespace: choose another name'
+                   % (field, name))
+    else:
+        problem = None
+    if problem:
+        raise OvsError(problem)
 
 
 def desired_port(params, field):
@@ -286,7 +323,7 @@ def desired_port(params, field):
     """
     prefix = field + '.' if field else ''
     name = params.get('name')
-    check_ifname(name, prefix + 'name')
+    check_ifname(name, prefix + 'name', params.get('type') or 'system')
     want = {}
     for key in ('type', 'tag', 'ofport_request', 'mtu_request'):
         if params.get(key) is not None:
@@ -462,10 +499,10 @@ def _plan_one_port(txn, snap, bridge, spec, move, move_option, ports_after):
     """Add one port's clauses to ``txn``; return its predicted model."""
     name = spec['name']
     prefix = spec['field'] + '.' if spec['field'] else ''
+    if name == bridge:
+        raise OvsError('%sname %r is the internal port OVS gives bridge %s itself; leave it '
+                       'out of the ports' % (prefix, name, bridge))
     if name in snap.bridges:
-        if name == bridge:
-            raise OvsError('%sname %r is the internal port OVS gives bridge %s itself; leave it '
-                           'out of the ports' % (prefix, name, bridge))
         raise OvsError('%sname %r is the name of bridge %s (every bridge owns a port of its '
                        'own name): choose another port name' % (prefix, name, name))
     iface = snap.interfaces.get(name)
@@ -634,9 +671,14 @@ def problems(before, after, names):
             found.append('%s: %s' % (name, port['error']))
         elif port.get('ofport') in (None, -1):
             hint = ''
-            if name in after.bridges and after.bridges[name]['datapath_type'] == 'system':
-                hint = (' (datapath_type system needs the openvswitch kernel module; without it '
-                        'use datapath_type: netdev)')
+            owner = after.bridges.get(port['bridge'])
+            if owner is not None and owner['datapath_type'] == 'system' and \
+                    not owner['datapath']:
+                where = '' if port['bridge'] == name else ': bridge %s has no datapath' % \
+                    port['bridge']
+                hint = (' (%sdatapath_type system needs the openvswitch kernel module; without '
+                        'it use datapath_type: netdev)'
+                        % (where[2:] + '; ' if where else ''))
             found.append('%s: ovs-vswitchd gave it no OpenFlow port%s' % (name, hint))
         elif port.get('ofport_request') is not None and port['ofport'] != port['ofport_request']:
             found.append('%s: got OpenFlow port %s instead of ofport_request %s'

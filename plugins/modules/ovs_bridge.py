@@ -26,7 +26,12 @@ description:
     O(ports), and must not be listed there.
   - State made by hand (C(ovs-vsctl add-br br0), C(ovs-vsctl add-port br0 tap0)) is recognised;
     asking for the same thing reports no change.
-  - All input is checked before anything changes; errors name the field and the fix.
+  - All input is checked before anything changes; errors name the field and the fix. A failure
+    changes nothing (the transaction is refused whole, or undone as above).
+  - A bridge that exists but has no datapath (its own internal port has no OpenFlow port, what
+    C(ovs-vsctl add-br) leaves with the system datapath on a kernel without the openvswitch
+    module) is reported with a warning naming O(datapath_type=netdev) as the fix; a new bridge
+    in that state is refused and undone.
 options:
   name:
     description: Name of the bridge (a Linux device name, at most 15 bytes).
@@ -222,9 +227,10 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.ovsdb import (
     CONNECTION_ARGS, DATAPATH_TYPES, FAIL_MODES, PORT_ARGS, OvsClient, OvsError, bridge_view,
-    desired_bridge, desired_port, plan_bridge)
+    desired_bridge, desired_port, no_datapath_warning, plan_bridge)
 
 
 def main():
@@ -247,8 +253,13 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
     client = OvsClient(module)
+    with Guard(module, client.runner) as guard:
+        manage(module, client, guard)
+
+
+def manage(module, client, guard):
+    p = module.params
     try:
         want = desired_bridge(p)
         ports = None
@@ -256,6 +267,7 @@ def main():
             ports = [desired_port(port, 'ports[%d]' % i) for i, port in enumerate(p['ports'])]
     except OvsError as e:
         client.fail(str(e))
+    guard.doing('read the Open vSwitch database', p['database'])
     before = client.read()
     try:
         txn, predicted = plan_bridge(before, p['name'], p['state'], want,
@@ -264,10 +276,17 @@ def main():
     except OvsError as e:
         client.fail(str(e))
     after = predicted
+    shown = before.bridges.get(p['name'])
     if txn:
+        guard.doing('apply the change to the Open vSwitch database', p['database'])
         snap = client.apply(txn, before)
         if snap is not None:
-            after = snap.bridges.get(p['name'])
+            after = shown = snap.bridges.get(p['name'])
+    if p['state'] == 'present' and shown is not None and \
+            want.get('datapath_type', shown['datapath_type']) == shown['datapath_type']:
+        warning = no_datapath_warning(shown)
+        if warning:
+            module.warn(warning)
     old = before.bridges.get(p['name'])
     module.exit_json(
         changed=bool(txn), commands=client.runner.changes, bridge=bridge_view(after),

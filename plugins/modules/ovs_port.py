@@ -25,7 +25,13 @@ description:
     and fails naming the C(ovs-vswitchd) error.
   - A port made by hand (C(ovs-vsctl add-port br0 tap0)) is recognised; asking for the same
     thing reports no change.
-  - All input is checked before anything changes; errors name the field and the fix.
+  - All input is checked before anything changes; errors name the field and the fix. A failure
+    changes nothing (the transaction is refused whole, or undone as above).
+  - O(name) and O(bridge) follow the Linux device name rules where they are devices (at most
+    15 bytes, no C(/), C(:) or whitespace, no leading C(-)); patch, tunnel and DPDK ports are
+    not devices and only must not start with C(-) or contain whitespace.
+  - A port on a bridge without a datapath (see P(zerodrop.testbed.ovs_bridge#module)) gets a
+    warning naming C(datapath_type: netdev) as the fix; a new port there is refused and undone.
 options:
   name:
     description: Port name (a Linux device name, at most 15 bytes); its single interface has the
@@ -159,8 +165,10 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.ovsdb import (
-    CONNECTION_ARGS, PORT_ARGS, OvsClient, OvsError, desired_port, plan_port, port_view)
+    CONNECTION_ARGS, PORT_ARGS, OvsClient, OvsError, check_ifname, desired_port,
+    no_datapath_warning, plan_port, port_view)
 
 
 def main():
@@ -175,22 +183,37 @@ def main():
         required_if=[('state', 'present', ('bridge',))],
         supports_check_mode=True,
     )
-    p = module.params
     client = OvsClient(module)
+    with Guard(module, client.runner) as guard:
+        manage(module, client, guard)
+
+
+def manage(module, client, guard):
+    p = module.params
     try:
         spec = desired_port(p, '')
+        if p['bridge'] is not None:
+            check_ifname(p['bridge'], 'bridge')
     except OvsError as e:
         client.fail(str(e))
+    guard.doing('read the Open vSwitch database', p['database'])
     before = client.read()
     try:
         txn, predicted = plan_port(before, p['bridge'], spec, p['state'], p['move'])
     except OvsError as e:
         client.fail(str(e))
     after = predicted
+    snap = before
     if txn:
-        snap = client.apply(txn, before)
-        if snap is not None:
-            after = snap.ports.get(p['name'])
+        guard.doing('apply the change to the Open vSwitch database', p['database'])
+        applied = client.apply(txn, before)
+        if applied is not None:
+            snap = applied
+            after = applied.ports.get(p['name'])
+    if p['state'] == 'present':
+        warning = no_datapath_warning(snap.bridges.get(p['bridge']))
+        if warning:
+            module.warn(warning)
     old = before.ports.get(p['name'])
     module.exit_json(
         changed=bool(txn), commands=client.runner.changes, port=port_view(after),

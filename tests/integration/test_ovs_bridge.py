@@ -169,7 +169,7 @@ BAD = [
                                                                 {'name': n['p0']}]},
      ['ports[1].name', 'listed twice']),
     ('port name too long', lambda n: {'name': n['br'], 'ports': [{'name': 'x' * 16}]},
-     ['ports[0].name', 'at most 15']),
+     ['ports[0].name', 'must be 1-15 characters']),
     ('patch without peer', lambda n: {'name': n['br'], 'ports': [{'name': n['new'],
                                                                   'type': 'patch'}]},
      ['ports[0].options.peer is missing']),
@@ -241,3 +241,37 @@ def test_refused_change_is_undone(ovs, playbook):
     second = run.result('new bridge')
     assert second['failed'] and second['rolled_back'] and np0 in second['msg'], second
     assert ovs.dump() == before
+
+
+def test_bridge_without_datapath_warns_with_the_fix(ovs, playbook):
+    """`ovs-vsctl add-br` on a kernel without the openvswitch module leaves a bridge without a
+    datapath: the module says so (and how to fix it) instead of a silent ok."""
+    br, port = names(1)
+    ovs.vsctl('add-br', br, check=False)  # "Error detected while setting up": rc 0 all the same
+    if get(ovs, 'Interface', br, 'ofport') == 65534:
+        pytest.skip('this kernel has the openvswitch module: the system datapath works')
+    assert get(ovs, 'Interface', br, 'error') == ['set', []]  # the error column says nothing
+    before = ovs.dump()
+    checked = playbook(play(task('as it is', {'name': br, 'database': ovs.database})),
+                       check=True)
+    run = playbook(play(
+        task('as it is', {'name': br, 'database': ovs.database}),
+        {'name': 'a port', 'ignore_errors': True,
+         'zerodrop.testbed.ovs_port': {'name': port, 'bridge': br, 'type': 'internal',
+                                       'database': ovs.database}}))
+    assert ovs.dump() == before
+    for res in (checked.result('as it is'), run.result('as it is')):
+        assert res['changed'] is False
+        (warning,) = res['warnings']
+        assert 'bridge %s exists but has no datapath' % br in warning
+        assert 'datapath_type: netdev' in warning
+    refused = run.result('a port')
+    assert refused['failed'] is True and refused['changed'] is False, refused
+    assert 'bridge %s has no datapath' % br in refused['msg']
+    assert 'use datapath_type: netdev' in refused['msg']
+
+    fixed = playbook(play(task('netdev', {'name': br, 'datapath_type': 'netdev',
+                                          'database': ovs.database})))
+    res = fixed.result('netdev')
+    assert res['changed'] is True and not res.get('warnings'), res
+    assert get(ovs, 'Interface', br, 'ofport') == 65534

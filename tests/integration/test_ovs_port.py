@@ -98,7 +98,7 @@ def test_bad_input_and_refused_change_leave_nothing(ovs, playbook, bridges):
     ovs.vsctl('add-port', br, p0, '--', 'set', 'interface', p0, 'type=internal')
     before = ovs.dump()
     cases = [
-        ('name too long', {'bridge': br, 'name': 'p' * 16}, ['name', 'at most 15']),
+        ('name too long', {'bridge': br, 'name': 'p' * 16}, ['name', 'must be 1-15 characters']),
         ('bridge missing', {'bridge': 'zbnothere', 'name': new},
          ['bridge zbnothere does not exist']),
         ('tag out of range', {'bridge': br, 'name': new, 'tag': 5000}, ['tag 5000']),

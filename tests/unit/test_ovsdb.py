@@ -195,13 +195,23 @@ BAD_BRIDGE = [
      "ports[0].name 'br1' is the name of bridge br1"),
     ('port named like its own bridge', 'seed', {'ports': [{'name': 'br0'}]},
      'internal port OVS gives bridge br0'),
+    ('port named like its new bridge', 'empty', {'name': 'brx', 'ports': [{'name': 'brx'}]},
+     "ports[0].name 'brx' is the internal port OVS gives bridge brx itself"),
     ('port listed twice', 'seed', {'ports': [{'name': 'a'}, {'name': 'b'}, {'name': 'a'}]},
      "ports[2].name 'a' is listed twice (ports[0] and ports[2])"),
     ('port name too long', 'seed', {'ports': [{'name': 'x' * 16}]},
-     "ports[0].name 'xxxxxxxxxxxxxxxx' is 16 bytes long; Linux device names have at most 15"),
+     "ports[0].name 'xxxxxxxxxxxxxxxx' must be 1-15 characters (the kernel's IFNAMSIZ)"),
+    ('port name too many bytes', 'seed', {'ports': [{'name': '\u00fc' * 8}]},
+     'is 16 bytes long in UTF-8; the kernel takes at most 15'),
     ('bridge name too long', 'empty', {'name': 'bridge-name-too-long'},
-     "name 'bridge-name-too-long' is 20 bytes long"),
-    ('bad character', 'seed', {'ports': [{'name': 'a/b'}]}, 'not a valid Linux device name'),
+     "name 'bridge-name-too-long' must be 1-15 characters"),
+    ('bad character', 'seed', {'ports': [{'name': 'a/b'}]},
+     "ports[0].name 'a/b' contains '/', which a device name cannot"),
+    ('leading dash', 'seed', {'ports': [{'name': '-p'}]},
+     "ports[0].name '-p' is not a usable device name"),
+    ('patch port name with a space', 'seed',
+     {'ports': [{'name': 'patch to', 'type': 'patch', 'options': {'peer': 'x'}}]},
+     "ports[0].name 'patch to' starts with \"-\" or contains whitespace"),
     ('patch without peer', 'seed', {'ports': [{'name': 'pp', 'type': 'patch'}]},
      'ports[0].options.peer is missing: a patch port needs it'),
     ('vxlan without remote_ip', 'seed',
@@ -304,3 +314,31 @@ def test_restore_removes_new_bridges_and_brings_back_removed_ports():
     assert plan_restore(snap('rich'), snap('seed'), [], ['vm1']).clauses == [
         ['add-port', 'br0', 'vm1'], ['set', 'Port', 'vm1', 'tag=10'],
         ['set', 'Interface', 'vm1', 'type=internal', 'ofport_request=11', 'mtu_request=1400']]
+
+
+# ---------------------------------------------------------------- datapath ----------------------
+
+def test_bridge_without_datapath_is_recognised():
+    """seed.json: br1 made by a plain add-br on a host without the openvswitch module."""
+    seed = snap('seed')
+    assert seed.bridges['br0']['datapath'] is True
+    assert seed.bridges['br1']['datapath'] is False
+    assert ovsdb.no_datapath_warning(seed.bridges['br0']) is None
+    warning = ovsdb.no_datapath_warning(seed.bridges['br1'])
+    assert 'bridge br1 exists but has no datapath' in warning
+    assert 'datapath_type: netdev' in warning and 'modprobe openvswitch' in warning
+
+
+def test_port_refused_on_a_bridge_without_datapath_names_the_fix():
+    seed = snap('seed')
+    after = Snapshot(seed.bridges, dict(seed.ports), seed.interfaces)
+    after.ports['p1'] = dict(seed.ports['tap0'], name='p1', bridge='br1', ofport=None)
+    (found,) = problems(seed, after, ['p1'])
+    assert found.startswith('p1: ovs-vswitchd gave it no OpenFlow port (bridge br1 has no '
+                            'datapath; datapath_type system needs the openvswitch kernel module')
+
+
+def test_long_patch_port_name_is_not_held_to_device_rules():
+    clauses = bridge_plan('seed', ports=[{'name': 'patch-br0-to-br1', 'type': 'patch',
+                                          'options': {'peer': 'patch-br1-to-br0'}}])
+    assert clauses[0] == ['add-port', 'br0', 'patch-br0-to-br1']
