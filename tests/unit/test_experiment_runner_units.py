@@ -292,3 +292,53 @@ def test_rtt_samples_from_a_recorded_capture():
         assert any(abs(s - h) < 0.002 for s in samples), (h, samples[:10])
     # A sender on a 100 Mbit/s bottleneck with a 100 kB fifo: queueing delay of a few ms at most.
     assert max(samples) < 100
+
+
+@pytest.mark.parametrize('key', ['net.ipv4.tcp_ecn', 'net.core.somaxconn', 'net/ipv4/tcp_ecn',
+                                 'net.ipv4.conf.eth0/100.rp_filter', 'net.ipv4.conf.br-lan.forwarding'])
+def test_sysctl_keys_as_sysctl_takes_them(key):
+    assert flow_probe.sysctl_key_problem('sysctls', key) is None
+
+
+@pytest.mark.parametrize('key', ['-a', '', 'net..ipv4', 'net/../../etc/passwd', 'net.ipv4.',
+                                 'net.ipv4.tcp_ecn=1', 'net ipv4', '.net'])
+def test_sysctl_keys_that_are_options_paths_or_broken_are_refused(key):
+    assert flow_probe.sysctl_key_problem('sysctls', key) == (
+        "sysctls: %r is not a sysctl key: give a name like net.ipv4.tcp_ecn (letters, digits, "
+        "_ - : separated by . or /)" % key)
+
+
+def flow_params(**given):
+    params = dict(phase='start', role='server', run_dir='/tmp/run', netns=None, tool='neper',
+                  bin_dir=None, flows=1, threads=1, duration=10, buffer=None, cc=None,
+                  port=12866, server_address=None, server_args=[], client_args=[], devices=[],
+                  sample_tc=True, interval=1.0, sysctls={}, nofile=0, server_wait=20,
+                  client_grace=30, client_stopped=False, stop_grace=5, capture_device=None)
+    params.update(given)
+    return params
+
+
+def test_flow_run_accepts_the_edges_of_every_range():
+    assert flow_run.problems_of(flow_params(port=65534, stop_grace=0, interval=0.01)) == []
+    assert flow_run.problems_of(flow_params(tool='iperf2', port=65535)) == []
+    # 256 iperf3 flows: two processes, ports 65534 and 65535
+    assert flow_run.problems_of(flow_params(tool='iperf3', flows=256, port=65534)) == []
+
+
+def test_flow_run_names_every_number_out_of_range():
+    assert flow_run.problems_of(flow_params(
+        flows=0, threads=-1, duration=-5, interval=-1, server_wait=0, client_grace=0,
+        stop_grace=-0.5, nofile=-1, buffer=0, port=0)) == [
+        'flows must be a whole number of at least 1 (got 0)',
+        'threads must be a whole number of at least 1 (got -1)',
+        'duration must be a whole number of at least 1 (got -5)',
+        'interval must be a number of seconds above 0 (got -1)',
+        'server_wait must be a number of seconds above 0 (got 0)',
+        'client_grace must be a number of seconds above 0 (got 0)',
+        'stop_grace must be 0 seconds or more (got -0.5)',
+        'nofile must be 0 (the hard limit) or a positive limit (got -1)',
+        "buffer must be at least 1 byte, or unset for the tool's default (got 0)",
+        'port must be between 1 and 65535 (got 0)']
+    assert flow_run.problems_of(flow_params(tool='iperf3', flows=257, port=65534)) == [
+        'port 65534 leaves no room: iperf3 with 257 flows uses ports up to 65536, above 65535; '
+        'give a lower port']
