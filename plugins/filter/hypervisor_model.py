@@ -16,7 +16,7 @@ description:
     C(zerodrop.testbed.hypervisor) works from, every default filled in from the role's argument spec
     (C(ansible-doc -t role zerodrop.testbed.hypervisor) shows them), with the derived device names,
     paths, ports and every validation error.
-  - It never fails on bad input: the errors are listed in C(errors), so that a caller reports all
+  - It never fails on bad input; the errors are listed in C(errors), so that a caller reports all
     of them at once. VNC passwords are not part of the model.
 options:
   _input:
