@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import codecs
 import os
 import re
 from fractions import Fraction
@@ -96,6 +97,51 @@ def normalise_info(raw, path):
         'encrypted': raw.get('encrypted', False),
         'format_specific': specific,
     }
+
+
+# Where a raw disk image shows that it is one: (what, offset, bytes).
+DISK_SIGNATURES = (
+    ('a partition table or boot sector', 510, b'\x55\xaa'),
+    ('an ext2/3/4 file system', 1080, b'\x53\xef'),
+    ('an XFS file system', 0, b'XFSB'),
+    ('a btrfs file system', 0x10040, b'_BHRfS_M'),
+    ('an LVM physical volume', 512, b'LABELONE'),
+    ('a swap area', 4086, b'SWAPSPACE2'),
+    ('an ISO 9660 file system', 0x8001, b'CD001'),
+    ('a squashfs file system', 0, b'hsqs'),
+    ('an F2FS file system', 1024, b'\x10\x20\xf5\xf2'),
+)
+DISK_PROBE = 0x10048
+
+
+def raw_disk_evidence(path):
+    """What shows that a file qemu-img reads as raw is a disk image, or (None, why not).
+
+    qemu-img reads every file it does not recognise (a text file, an archive) as a raw image.
+    A raw disk image is a whole number of 512-byte sectors and starts with a partition table, a
+    file system or swap signature, or zeros (a new, sparse or never written image).
+    """
+    size = os.path.getsize(path)
+    if size == 0:
+        return None, 'it is empty'
+    if size % SECTOR:
+        return None, 'its size (%d bytes) is not a whole number of %d-byte sectors' % (size, SECTOR)
+    with open(path, 'rb') as f:
+        head = f.read(DISK_PROBE)
+    for what, offset, magic in DISK_SIGNATURES:
+        if head[offset:offset + len(magic)] == magic:
+            return what, None
+    if not head.strip(b'\0'):
+        return 'zeros at its start (a new or sparse image)', None
+    start = head[:SECTOR]
+    if b'\0' not in start:
+        try:
+            # final=False: a character cut at the end of the sector is still text.
+            codecs.getincrementaldecoder('utf-8')().decode(start, final=False)
+            return None, 'it starts with text'
+        except UnicodeDecodeError:
+            pass
+    return None, 'it starts with no partition table, file system signature or zeros'
 
 
 def diff_view(info):

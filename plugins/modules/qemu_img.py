@@ -22,7 +22,18 @@ description:
     running VM can be read. Writes (resize, overwrite, removal) first check QEMU's image lock and
     fail with a message naming the process that holds it.
   - An existing image is never overwritten or truncated unless O(force=true) (recreate when its
-    format, backing file or recorded options differ) or O(allow_shrink=true) (shrink).
+    format, backing file or recorded options differ) or O(allow_shrink=true) (shrink). A
+    recreated image is built next to the old one and renamed over it only once complete.
+  - B(Only images are touched.) qemu-img reads any file it does not recognise (a text file, an
+    archive) as a raw image, so an existing file that qemu-img reads as C(raw) counts as an
+    image only when its content shows it: a whole number of 512-byte sectors that starts with
+    a partition table or boot sector (C(0x55AA) at byte 510), an ext2/3/4, XFS, btrfs, F2FS,
+    ISO 9660 or squashfs file system, an LVM physical volume or a swap signature, or zeros (a
+    new or sparse image). Any other file is refused - not read, resized, recreated or removed
+    - unless O(force=true). Files of the formats qemu-img recognises (qcow2, vmdk, ...) are
+    images. Devices, sockets and fifos are always refused.
+  - On failure nothing stays: the checks (sizes, shrinking, formats, locks) run before the
+    first write, and an image this call was creating or converting is removed again.
   - Sizes are parsed as qemu-img parses them (a bare number is bytes; K, M, G, T, P, E are
     1024-based, case-insensitive) and compared exactly in bytes.
 options:
@@ -34,7 +45,7 @@ options:
     description:
       - C(present) makes sure the image exists as described (create, convert or resize). With
         only O(path) given, an existing image is only read (RV(info)) and never changed.
-      - C(absent) removes the image file.
+      - C(absent) removes the image file (an image only; see the rule above).
     type: str
     choices: [present, absent]
     default: present
@@ -48,6 +59,8 @@ options:
       - Virtual size, e.g. C(10G) or C(1073741824) (bytes). Must be a multiple of 512 bytes.
       - Needed to create an image unless O(backing_file) or O(source) gives the size.
       - A larger size than the existing image's grows it; a smaller one needs O(allow_shrink).
+      - With O(source), a size smaller than the source's needs O(allow_shrink) too (checked
+        before converting).
     type: str
   allow_shrink:
     description: Allow shrinking an existing image to O(size) (data beyond the new end is lost).
@@ -88,6 +101,8 @@ options:
     description:
       - Recreate (or re-convert) an existing image that differs from the request; its contents
         are lost. Also allows O(state=absent) to remove an image that a process holds.
+      - Handle an existing file that does not look like a disk image (see the rule above) as a
+        raw image: read, grow, recreate or remove it.
     type: bool
     default: false
 attributes:
@@ -157,8 +172,11 @@ exists:
   returned: always
   type: bool
 info:
-  description: The image as C(qemu-img info) reads it after the change (null when absent; in
-    check mode, the predicted format, size and backing file).
+  description:
+    - The image as C(qemu-img info) reads it after the change, or as it is when nothing changes
+      (null when absent).
+    - In check mode with a change, only the predicted path, format, virtual size, backing file
+      and backing format.
   returned: always
   type: dict
   sample:
@@ -179,6 +197,13 @@ commands:
   type: list
   elements: list
   sample: [["/usr/bin/qemu-img", "resize", "-f", "raw", "/var/lib/zd/dataset.img", "17179869184"]]
+rolled_back:
+  description: The commands that removed what this call had written, after a later step
+    failed.
+  returned: failure after a write
+  type: list
+  elements: list
+  sample: [["/usr/bin/rm", "-f", "--", "/var/lib/zd/base.qcow2"]]
 holders:
   description: Processes that hold the image, when a write was refused because of its lock.
   returned: failure
@@ -188,12 +213,14 @@ holders:
 '''
 
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.qemu import (
     ImageLocked, SizeError, assert_not_locked, diff_view, human_size, image_info,
-    parse_image_size, raise_if_locked, resolve_backing)
+    parse_image_size, raise_if_locked, raw_disk_evidence, resolve_backing)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 
 DEFAULT_FORMAT = 'qcow2'
@@ -264,7 +291,7 @@ def validate(params):
             except (ValueError, SizeError) as e:
                 errors.append('options.%s: %s' % (key, e))
     if params['source'] and params['state'] == 'present' and \
-            os.path.abspath(params['source']) == os.path.abspath(params['path']):
+            os.path.realpath(params['source']) == os.path.realpath(params['path']):
         errors.append('source: is the same file as path')
     return size, errors
 
@@ -303,17 +330,37 @@ class QemuImg(object):
         self.params = module.params
         self.runner = Runner(module)
         self.path = os.path.abspath(module.params['path'])
+        # Files this call writes that a failure must remove: a new image, a temporary one.
+        self.scratch = []
 
     def read(self, path=None):
         path = path or self.path
         if not os.path.exists(path):
             return None
         if os.path.isdir(path):
-            self.runner.fail("path: '%s' is a directory, not an image file" % path)
+            self.runner.fail("path: '%s' is a directory, not an image file" % path, changed=False)
+        if not os.path.isfile(path):
+            self.runner.fail("'%s' is not a regular file (a device, a socket or a fifo); this "
+                             "module handles image files only" % path, changed=False)
         try:
             return image_info(self.runner, path)
         except CommandError as e:
-            self.runner.fail("'%s' is not an image qemu-img can read" % path, error=e)
+            self.runner.fail("'%s' is not an image qemu-img can read" % path, error=e,
+                             changed=False)
+
+    def read_image(self):
+        """The image at path; a file that only reads as raw must look like a disk (or force)."""
+        info = self.read()
+        if info is None or info['format'] != 'raw' or self.params['force']:
+            return info
+        evidence, why_not = raw_disk_evidence(self.path)
+        if evidence is None:
+            self.runner.fail(
+                "path: '%s' is not a disk image: qemu-img reads any file it does not recognise "
+                "as raw, and %s. It is left alone (not read, resized, recreated or removed); set "
+                "force: true to handle it as a raw image anyway" % (self.path, why_not),
+                changed=False)
+        return info
 
     def backing_format(self):
         if self.params['backing_format']:
@@ -322,17 +369,18 @@ class QemuImg(object):
         info = self.read(backing)
         if info is None:
             self.runner.fail("backing_file: '%s' does not exist (resolved relative to the image's "
-                             "directory: %s)" % (self.params['backing_file'], backing))
+                             "directory: %s)" % (self.params['backing_file'], backing),
+                             changed=False)
         return info['format']
 
     def source_info(self):
         source = os.path.abspath(self.params['source'])
         info = self.read(source)
         if info is None:
-            self.runner.fail("source: '%s' does not exist" % source)
+            self.runner.fail("source: '%s' does not exist" % source, changed=False)
         return info
 
-    def create(self, size):
+    def create(self, size, target):
         fmt = self.params['format'] or DEFAULT_FORMAT
         argv = ['qemu-img', 'create', '-q', '-f', fmt]
         predicted = {'format': fmt, 'virtual_size': size, 'backing_file': None,
@@ -346,23 +394,23 @@ class QemuImg(object):
                 predicted['virtual_size'] = back['virtual_size']
         elif size is None:
             self.runner.fail("size: '%s' does not exist; give size (or backing_file, or source) "
-                             "to create it" % self.path)
+                             "to create it" % self.path, changed=False)
         argv += option_args(self.params['options'])
-        argv.append(self.path)
+        argv.append(target)
         if size is not None:
             argv.append(str(size))
-        self.write(argv)
+        self.write(argv, target)
         return predicted
 
-    def convert(self, source):
+    def convert(self, source, target):
         fmt = self.params['format'] or DEFAULT_FORMAT
         sfmt = self.params['source_format'] or source['format']
         # A copy of an image that a VM still writes to would be inconsistent.
         assert_not_locked(self.runner, source['path'])
         argv = ['qemu-img', 'convert', '-q', '-f', sfmt, '-O', fmt]
         argv += option_args(self.params['options'])
-        argv += [source['path'], self.path]
-        self.write(argv)
+        argv += [source['path'], target]
+        self.write(argv, target)
         return {'format': fmt, 'virtual_size': source['virtual_size'], 'backing_file': None,
                 'backing_format': None}
 
@@ -376,36 +424,56 @@ class QemuImg(object):
             raise CommandError(result)
         return result.rc == 1
 
-    def resize(self, info, size):
+    def resize(self, info, size, target):
         argv = ['qemu-img', 'resize', '-q', '-f', info['format']]
         if size < info['virtual_size']:
             argv.append('--shrink')
-        argv += [self.path, str(size)]
-        self.write(argv)
+        argv += [target, str(size)]
+        self.write(argv, target)
 
-    def write(self, argv):
+    def write(self, argv, target):
+        if target not in self.scratch and not os.path.exists(target):
+            self.scratch.append(target)
         try:
             self.runner.run(argv, changes=True)
         except CommandError as e:
-            raise_if_locked(e, self.path)
+            raise_if_locked(e, target)
+
+    def check_shrink(self, current, size):
+        """Refuse a shrink without allow_shrink, before anything is written."""
+        if size is None or current is None or size >= current['virtual_size'] or \
+                self.params['allow_shrink']:
+            return
+        what = "the source's" if current.get('path') != self.path else "the image's"
+        self.runner.fail(
+            "size: %s (%d bytes) is smaller than %s %s (%d bytes); shrinking destroys the data "
+            "beyond the new end: set allow_shrink: true to shrink it, or give size %s or more"
+            % (self.params['size'], size, what, human_size(current['virtual_size']),
+               current['virtual_size'], human_size(current['virtual_size'])), changed=False)
+
+    def make(self, source, size, target, keep_size=None):
+        """Convert or create ``target``, then bring it to ``size``."""
+        self.check_shrink(source, size)
+        if source:
+            after = self.convert(source, target)
+        else:
+            after = self.create(size if size is not None else keep_size, target)
+        if size is not None and source and after['virtual_size'] != size:
+            self.resize(after, size, target)
+            after['virtual_size'] = size
+        return after
 
     def present(self, before, size):
+        """The image as it is after the change (check mode: as predicted)."""
         p = self.params
         if before is None:
-            if p['source']:
-                after = self.convert(self.source_info())
-            else:
-                after = self.create(size)
-            if size is not None and p['source'] and after['virtual_size'] != size:
-                self.grow_or_shrink(after, size, existing=False)
-                after['virtual_size'] = size
-            return after
+            return self.make(self.source_info() if p['source'] else None, size, self.path)
 
         wrong = mismatches(before, p, self.path)
         # An existing image is compared with its source only when force may re-convert it (the
         # source may be gone by now).
         source = self.source_info() if p['source'] and p['force'] else None
-        if not wrong and source and p['force'] and self.differs_from_source(before, source):
+        if not wrong and source and self.differs_from_source(before, source):
             wrong = [('source', source['path'], 'different contents or size')]
         if wrong:
             if not p['force']:
@@ -414,32 +482,33 @@ class QemuImg(object):
                     "existing image '%s' differs from the request (%s). It is never overwritten: "
                     "set force: true to recreate it (its contents are lost), or change %s to "
                     "match it" % (self.path, detail, ', '.join(w[0] for w in wrong)),
-                    mismatches=[{'field': f, 'wanted': w, 'found': h} for f, w, h in wrong])
+                    mismatches=[{'field': f, 'wanted': w, 'found': h} for f, w, h in wrong],
+                    changed=False)
             assert_not_locked(self.runner, self.path)
-            after = self.convert(source) if source else self.create(
-                size if size is not None else (None if p['backing_file']
-                                               else before['virtual_size']))
-            if size is not None and after['virtual_size'] != size:
-                self.grow_or_shrink(after, size, existing=False)
-                after['virtual_size'] = size
-            return after
+            return self.recreate(before, source, size)
 
-        after = dict(diff_view(before))
         if size is not None and size != before['virtual_size']:
-            self.grow_or_shrink(before, size, existing=True)
-            after['virtual_size'] = size
-        return after
-
-    def grow_or_shrink(self, info, size, existing):
-        if size < info['virtual_size'] and not self.params['allow_shrink']:
-            self.runner.fail(
-                "size: %s (%d bytes) is smaller than the image's %s (%d bytes); shrinking "
-                "destroys the data beyond the new end: set allow_shrink: true to shrink it"
-                % (self.params['size'], size, human_size(info['virtual_size']),
-                   info['virtual_size']))
-        if existing:
+            self.check_shrink(before, size)
             assert_not_locked(self.runner, self.path)
-        self.resize(info, size)
+            self.resize(before, size, self.path)
+            return dict(diff_view(before), virtual_size=size)
+        return before
+
+    def recreate(self, before, source, size):
+        """Build the new image next to the old one and rename it over the old one only when it
+        is complete, so that a failure leaves the old image as it was."""
+        real = os.path.realpath(self.path)
+        folder, name = os.path.split(real)
+        temp = os.path.join(folder, ('.%s.zerodrop-new-%d' % (name, os.getpid()))[-255:])
+        keep_size = None if self.params['backing_file'] else before['virtual_size']
+        after = self.make(source, size, temp, keep_size)
+        if not self.module.check_mode:
+            st = os.stat(real)
+            os.chown(temp, st.st_uid, st.st_gid)
+            os.chmod(temp, stat.S_IMODE(st.st_mode))
+        self.runner.run(['mv', '-f', '-T', '--', temp, real], changes=True)
+        self.scratch.remove(temp)
+        return after
 
     def absent(self, before):
         if before is None:
@@ -448,6 +517,33 @@ class QemuImg(object):
             assert_not_locked(self.runner, self.path)
         self.runner.run(['rm', '-f', '--', self.path], changes=True)
         return None
+
+    def remove_scratch(self):
+        """After a failure: remove the files this call was writing. What could not be removed."""
+        left = []
+        for path in self.scratch:
+            if os.path.lexists(path):
+                try:
+                    self.runner.run(['rm', '-f', '--', path], changes=True)
+                except CommandError as e:
+                    left.append(str(e))
+        return left
+
+    def fail(self, msg, **kwargs):
+        """Fail after removing what this call wrote; ``changed`` says whether anything stays."""
+        if self.module.check_mode or not self.runner.changes:
+            self.runner.fail(msg, changed=False, **kwargs)
+        done = len(self.runner.changes)
+        left = self.remove_scratch()
+        # A failed write on an existing image (resize, absent) is the one change that may
+        # stay: qemu-img changes nothing when it refuses.
+        if left:
+            msg += '. Could not remove what this call wrote: %s' % '; '.join(left)
+        elif self.runner.changes[done:]:
+            msg += '. Removed what this call had written (%s)' % ', '.join(
+                c[-1] for c in self.runner.changes[done:])
+        self.runner.fail(msg, changed=bool(left), rolled_back=self.runner.changes[done:],
+                         **kwargs)
 
 
 def main():
@@ -469,24 +565,30 @@ def main():
     )
     size, errors = validate(module.params)
     if errors:
-        module.fail_json(msg='; '.join(errors), errors=errors, commands=[])
+        module.fail_json(msg='; '.join(errors), errors=errors, commands=[], changed=False)
 
     img = QemuImg(module)
     state = module.params['state']
-    before = img.read()
-    try:
-        if state == 'absent':
-            after = img.absent(before)
-        else:
-            after = img.present(before, size)
-    except ImageLocked as e:
-        img.runner.fail(str(e), holders=e.holders)
-    except CommandError as e:
-        img.runner.fail(str(e), error=e)
+    with Guard(module, img.runner) as guard:
+        guard.doing('read the image', img.path)
+        before = img.read_image()
+        guard.doing('%s the image' % ('remove' if state == 'absent' else 'make'), img.path)
+        try:
+            if state == 'absent':
+                after = img.absent(before)
+            else:
+                after = img.present(before, size)
+        except ImageLocked as e:
+            img.fail(str(e), holders=e.holders)
+        except CommandError as e:
+            img.fail(str(e), error=e)
+        except EnvironmentError as e:
+            img.fail('could not %s: %s' % (guard.operation, describe(e)))
 
-    changed = bool(img.runner.changes)
-    if changed and not module.check_mode:
-        after = img.read()
+        changed = bool(img.runner.changes)
+        if changed and not module.check_mode:
+            guard.doing('read the image back', img.path)
+            after = img.read()
     info = after if (after is None or 'path' in after) else dict(after, path=img.path)
     result = dict(changed=changed, path=img.path, exists=after is not None, info=info,
                   commands=img.runner.changes)

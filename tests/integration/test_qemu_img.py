@@ -163,7 +163,9 @@ def test_backing_file_overlay(playbook, tmp_path):
 def test_never_overwrites_without_force(playbook, tmp_path):
     img = tmp_path / 'keep.img'
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(img), '4M'], check=True)
+    # Past the first 64 KiB: its zeroed start is what shows that the file is a raw disk image.
     with open(img, 'r+b') as f:
+        f.seek(M)
         f.write(b'precious data')
     before = digest(img)
     run = playbook("""
@@ -291,3 +293,159 @@ def test_locked_image(playbook, running_vm):
         assert [h['pid'] for h in result['holders']] == [pid]
         assert result['commands'] == []
     assert img.exists() and info(img)['virtual-size'] == 16 * M
+
+
+RETURN_INFO_KEYS = {'path', 'format', 'virtual_size', 'actual_size', 'backing_file',
+                    'backing_file_resolved', 'backing_format', 'cluster_size', 'dirty',
+                    'encrypted', 'format_specific'}
+
+
+def test_unchanged_image_returns_every_documented_info_field(playbook, tmp_path):
+    img = tmp_path / 'i.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(img), '4M'], check=True)
+    run = playbook('''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: info
+      zerodrop.testbed.qemu_img: {path: "{{ img }}"}
+    - name: unchanged
+      zerodrop.testbed.qemu_img: {path: "{{ img }}", size: 4M, format: qcow2}
+''', extra_vars={'img': str(img)})
+    assert run.rc == 0, run
+    for task in ('info', 'unchanged'):
+        result = run.result(task)
+        assert result['changed'] is False
+        assert set(result['info']) == RETURN_INFO_KEYS, result['info']
+        assert result['info']['cluster_size'] == 65536
+        assert result['info']['format_specific']['compat'] == '1.1'
+
+
+def test_files_that_are_not_images_are_left_alone(playbook, tmp_path):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not an image\n' * 100)
+    # Text of a whole number of sectors: its content, not its size, gives it away.
+    aligned = tmp_path / 'aligned.txt'
+    aligned.write_text(('x' * 63 + '\n') * 16)
+    disk = tmp_path / 'fs.img'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(disk), '4M'], check=True)
+    with open(disk, 'r+b') as f:
+        f.write(b'\x7fELF binary data\0\0')
+    sums = dict((p, digest(p)) for p in (notes, aligned, disk))
+    run = playbook('''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: grow text
+      zerodrop.testbed.qemu_img: {path: "{{ notes }}", size: 1M}
+      ignore_errors: true
+    - name: remove text
+      zerodrop.testbed.qemu_img: {path: "{{ notes }}", state: absent}
+      ignore_errors: true
+    - name: raw named
+      zerodrop.testbed.qemu_img: {path: "{{ notes }}", format: raw}
+      ignore_errors: true
+    - name: aligned text
+      zerodrop.testbed.qemu_img: {path: "{{ aligned }}", size: 4K}
+      ignore_errors: true
+    - name: unknown content
+      zerodrop.testbed.qemu_img: {path: "{{ disk }}", state: absent}
+      ignore_errors: true
+    - name: read forced
+      zerodrop.testbed.qemu_img: {path: "{{ notes }}", force: true}
+''', extra_vars={'notes': str(notes), 'aligned': str(aligned), 'disk': str(disk)})
+    assert run.rc == 0, run
+    for task, why in (('grow text', 'is not a whole number of 512-byte sectors'),
+                      ('remove text', 'is not a whole number of 512-byte sectors'),
+                      ('raw named', 'is not a whole number of 512-byte sectors'),
+                      ('aligned text', 'it starts with text'),
+                      ('unknown content', 'no partition table, file system signature or zeros')):
+        result = run.result(task)
+        assert result['failed'] is True and result['changed'] is False, (task, result)
+        assert 'is not a disk image' in result['msg'] and why in result['msg'], (task, result)
+        assert 'force: true' in result['msg'] and result['commands'] == []
+    assert dict((p, digest(p)) for p in sums) == sums
+    forced = run.result('read forced')
+    assert forced['changed'] is False and forced['info']['format'] == 'raw'
+    # qemu-img rounds a raw file up to whole sectors.
+    assert forced['info']['virtual_size'] == 1536
+
+
+@pytest.mark.skipif(not shutil.which('mkfs.ext4'), reason='e2fsprogs is not installed')
+def test_raw_file_system_image_is_an_image(playbook, tmp_path):
+    disk = tmp_path / 'fs.img'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(disk), '4M'], check=True)
+    subprocess.run(['mkfs.ext4', '-q', '-F', str(disk)], check=True)
+    run = playbook('''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: grow
+      zerodrop.testbed.qemu_img: {path: "{{ disk }}", size: 8M}
+''', extra_vars={'disk': str(disk)})
+    assert run.rc == 0, run
+    assert run.result('grow')['changed'] is True
+    assert info(disk)['virtual-size'] == 8 * M
+
+
+def test_source_larger_than_size_is_refused_before_converting(playbook, tmp_path):
+    src = tmp_path / 'src.img'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(src), '16M'], check=True)
+    run = playbook('''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: convert smaller
+      zerodrop.testbed.qemu_img: {path: "{{ dir }}/dst.qcow2", source: "{{ dir }}/src.img", size: 8M}
+      ignore_errors: true
+    - name: convert smaller allowed
+      zerodrop.testbed.qemu_img: {path: "{{ dir }}/dst.qcow2", source: "{{ dir }}/src.img", size: 8M,
+                                  allow_shrink: true}
+''', extra_vars={'dir': str(tmp_path)})
+    assert run.rc == 0, run
+    refused = run.result('convert smaller')
+    assert refused['failed'] is True and refused['changed'] is False
+    assert "size: 8M (8388608 bytes) is smaller than the source's 16M" in refused['msg']
+    assert 'allow_shrink: true' in refused['msg'] and refused['commands'] == []
+    assert run.result('convert smaller allowed')['changed'] is True
+    assert info(tmp_path / 'dst.qcow2')['virtual-size'] == 8 * M
+
+
+def test_failed_writes_leave_nothing_behind(playbook, tmp_path):
+    tmp_path = tmp_path / 'images'
+    tmp_path.mkdir()
+    old = tmp_path / 'old.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(old), '4M'], check=True)
+    before = digest(old)
+    run = playbook('''
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: new image too large
+      zerodrop.testbed.qemu_img: {path: "{{ dir }}/big.img", format: raw, size: 100T,
+                                  options: {preallocation: full}}
+      ignore_errors: true
+    - name: recreate too large
+      zerodrop.testbed.qemu_img: {path: "{{ dir }}/old.qcow2", format: raw, size: 100T,
+                                  options: {preallocation: full}, force: true}
+      ignore_errors: true
+    - name: files after the failures
+      ansible.builtin.find: {paths: "{{ dir }}", hidden: true}
+    - name: checksum after the failures
+      ansible.builtin.stat: {path: "{{ dir }}/old.qcow2", checksum_algorithm: sha256}
+    - name: recreate
+      zerodrop.testbed.qemu_img: {path: "{{ dir }}/old.qcow2", format: raw, size: 8M, force: true}
+''', extra_vars={'dir': str(tmp_path)})
+    assert run.rc == 0, run
+    new = run.result('new image too large')
+    # qemu-img leaves an empty file behind when it refuses this size; the module removes it.
+    assert new['failed'] is True and new['changed'] is False
+    assert "too large for file format 'raw'" in new['msg']
+    assert new['rolled_back'] == [[new['commands'][-1][0], '-f', '--', str(tmp_path / 'big.img')]]
+    recreate = run.result('recreate too large')
+    assert recreate['failed'] is True and recreate['changed'] is False
+    assert [f['path'] for f in run.result('files after the failures')['files']] == [str(old)]
+    assert run.result('checksum after the failures')['stat']['checksum'] == before
+    assert run.result('recreate')['changed'] is True
+    assert info(old)['format'] == 'raw' and info(old)['virtual-size'] == 8 * M
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['old.qcow2']

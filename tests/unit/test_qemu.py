@@ -188,3 +188,55 @@ def test_nbd_not_loaded(tmp_path):
     sysfs = qemu.NbdSysfs(str(tmp_path), str(tmp_path), str(tmp_path))
     assert not sysfs.loaded()
     assert sysfs.devices() == [] and sysfs.attachments() == [] and sysfs.max_part() is None
+
+
+def _raw(tmp_path, name, size='1M'):
+    path = tmp_path / name
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(path), size], check=True)
+    return path
+
+
+needs_qemu_img = pytest.mark.skipif(not shutil.which('qemu-img'),
+                                    reason='qemu-utils is not installed')
+
+
+@needs_qemu_img
+def test_raw_disk_evidence_new_image_is_zeros(tmp_path):
+    what, why = qemu.raw_disk_evidence(str(_raw(tmp_path, 'new.img')))
+    assert what.startswith('zeros') and why is None
+
+
+@pytest.mark.parametrize('tool, argv, what', [
+    ('mkfs.ext4', ['mkfs.ext4', '-q', '-F'], 'an ext2/3/4 file system'),
+    ('mkswap', ['mkswap'], 'a swap area'),
+])
+def test_raw_disk_evidence_file_system_signatures(tmp_path, tool, argv, what):
+    if not shutil.which(tool) or not shutil.which('qemu-img'):
+        pytest.skip('%s or qemu-img is not installed' % tool)
+    path = _raw(tmp_path, 'fs.img', '4M')
+    subprocess.run(argv + [str(path)], check=True, capture_output=True)
+    assert qemu.raw_disk_evidence(str(path)) == (what, None)
+
+
+@needs_qemu_img
+def test_raw_disk_evidence_boot_sector(tmp_path):
+    path = _raw(tmp_path, 'mbr.img')
+    with open(path, 'r+b') as f:
+        f.write(b'\xeb\x63\x90' + b'\x10' * 100)
+        f.seek(510)
+        f.write(b'\x55\xaa')
+    assert qemu.raw_disk_evidence(str(path)) == ('a partition table or boot sector', None)
+
+
+@pytest.mark.parametrize('content, why', [
+    (b'', 'it is empty'),
+    (b'not an image\n' * 100, 'its size (1300 bytes) is not a whole number of 512-byte sectors'),
+    # The first sector ends inside a two-byte character: still text.
+    (u'x' * 511 + u'\u00e9' + u'y' * 511, 'it starts with text'),
+    (b'\x7fELF\x02\x01\x01' + b'\0' * 505 + b'code' * 128,
+     'it starts with no partition table, file system signature or zeros'),
+], ids=['empty', 'text', 'utf8-text', 'program'])
+def test_raw_disk_evidence_refuses_other_files(tmp_path, content, why):
+    path = tmp_path / 'file'
+    path.write_bytes(content.encode('utf-8') if isinstance(content, str) else content)
+    assert qemu.raw_disk_evidence(str(path)) == (None, why)
