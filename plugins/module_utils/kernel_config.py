@@ -606,6 +606,43 @@ def _value_problem(sym, wanted):
     return None
 
 
+_TYPE_FIX = {
+    'bool': 'give y or n',
+    'tristate': 'give y, m or n',
+    'int': 'give a decimal number, e.g. 100',
+    'hex': 'give a hexadecimal number, e.g. 0x1000',
+    'string': 'give it in double quotes, e.g. \'"-zd"\'',
+}
+
+
+def check_values(requested, index):
+    """Requested values that cannot fit their symbol, known before any make.
+
+    ``requested`` is {CONFIG_X: value in .config spelling}; ``index`` a ``KconfigIndex``.
+    Returns one line per misfit: the symbol, the value as given, its type and the fix.
+    Unknown symbols and ``n`` (not set, which any symbol can be) are left to the verification.
+    """
+    lines = []
+    for name, wanted in requested.items():
+        sym = index.get(name)
+        if sym is None or sym.type is None or wanted == 'n' or not _value_problem(sym, wanted):
+            continue
+        shown = wanted
+        if sym.type != 'string' and len(wanted) >= 2 and wanted[0] == wanted[-1] == '"':
+            shown = wanted[1:-1]
+        article = 'an' if sym.type == 'int' else 'a'
+        if sym.type == 'bool' and wanted == 'm':
+            why = 'CONFIG_%s is a bool, which cannot be m' % sym.name
+        elif sym.type == 'string':
+            why = '%s reads as %s, and CONFIG_%s is a string' % (
+                shown, 'a number' if _NUMBER_RE.match(wanted) else 'a tristate value',
+                sym.name)
+        else:
+            why = '%r is not a value of CONFIG_%s, %s %s' % (shown, sym.name, article, sym.type)
+        lines.append('%s: %s: %s' % (name, why, _TYPE_FIX[sym.type]))
+    return lines
+
+
 def _names(pairs):
     shown = []
     for name, condition in pairs:

@@ -32,6 +32,13 @@ description:
   - With O(targets=[]) it only configures and verifies, a profile check that takes seconds.
     Base, fragments and C(make olddefconfig) in the build directory, then the verification; no
     C(metadata.json), nothing built, C(changed) when the C(.config) changed.
+  - Every input is checked before any make, and a failure there changes nothing: the source
+    tree, a build directory (and C(ccache_dir)) that can be written or created, the base and
+    fragment files, make variables and targets (no leading C(-)), and each requested symbol's
+    value against its type in the tree's Kconfig files (y or n for a bool, y, m or n for a
+    tristate, a decimal or hexadecimal number, a string in double quotes).
+  - A failure after make ran puts the previous C(.config) back; what make built in the build
+    directory stays (C(changed) is then true and RV(commands) lists what ran).
   - A failed verification explains each symbol from the tree's Kconfig files, read once per
     task. Unknown to this kernel; no prompt, so set only when selected (with the symbols that
     select it); a value that does not fit its type (not y/m/n for a bool or tristate); m
@@ -339,6 +346,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
 from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_config as kc
 from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_toolchain as kt
@@ -347,8 +355,9 @@ METADATA = 'metadata.json'
 LOG = 'build.log'
 STATE_DIR = '.zerodrop'
 MAKE_VAR_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-]*$')
-TARGET_RE = re.compile(r'^[A-Za-z0-9_.\-/]+$')
-CONFIG_TARGET_RE = re.compile(r'^[A-Za-z0-9_.\-]*config$')
+# No leading '-': make would take the word as an option.
+TARGET_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$')
+CONFIG_TARGET_RE = re.compile(r'^(?:[A-Za-z0-9_][A-Za-z0-9_.\-]*)?config$')
 DEB_TARGETS = ('bindeb-pkg', 'deb-pkg')
 # In-tree build products left out of the tree hash of a source tree that is not a git checkout.
 GENERATED_SUFFIXES = ('.o', '.ko', '.cmd', '.a', '.mod', '.mod.c', '.order', '.symvers', '.tmp',
@@ -381,6 +390,38 @@ def read_bytes(path):
             return f.read()
     except (IOError, OSError):
         return None
+
+
+def writable_dir_problem(field, path):
+    """Why ``path`` cannot be (made) a writable directory, or None."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            return "%s: '%s' exists and is not a directory" % (field, path)
+        if not os.access(path, os.W_OK | os.X_OK):
+            return ("%s: '%s' is not writable (read-only file system, immutable or no "
+                    "permission): give a directory this task can write" % (field, path))
+        return None
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return "%s: '%s' cannot be created: '%s' is not a directory" % (field, path, parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return ("%s: '%s' cannot be created: '%s' is not writable (read-only file system, "
+                "immutable or no permission)" % (field, path, parent))
+    return None
+
+
+def file_problem(field, path):
+    """Why ``path`` is not a readable file, or None."""
+    if not os.path.exists(path):
+        return "%s: '%s' does not exist" % (field, path)
+    if not os.path.isfile(path):
+        return "%s: '%s' is not a file (give the path of a .config or fragment)" % (field, path)
+    if not os.access(path, os.R_OK):
+        return "%s: '%s' is not readable" % (field, path)
+    return None
 
 
 def write_atomic(path, data):
@@ -424,16 +465,23 @@ class KernelBuild(object):
             raise BuildError("source: '%s' has been configured in-tree, so kbuild refuses the "
                              "out-of-tree build_dir; run 'make mrproper' in it, or leave build_dir "
                              "unset to build in the tree" % self.src)
-        if self.out_of_tree and os.path.exists(self.obj) and not os.path.isdir(self.obj):
-            raise BuildError("build_dir: '%s' exists and is not a directory" % self.obj)
+        problem = writable_dir_problem('build_dir' if self.out_of_tree else 'source', self.obj)
+        if problem:
+            raise BuildError(problem + ('' if self.out_of_tree else
+                                        '; or set build_dir to build out of the tree'))
+        if p['ccache'] and p['ccache_dir']:
+            problem = writable_dir_problem('ccache_dir', p['ccache_dir'])
+            if problem:
+                raise BuildError(problem)
 
         base = p['config_base']
         if p['config_file']:
             if base:
                 raise BuildError('config_base and config_file are mutually exclusive: '
                                  'config_file is the base')
-            if not os.path.isfile(p['config_file']):
-                raise BuildError("config_file: '%s' does not exist" % p['config_file'])
+            problem = file_problem('config_file', p['config_file'])
+            if problem:
+                raise BuildError(problem)
             self.base_kind = 'file'
         else:
             base = base or 'defconfig'
@@ -447,12 +495,14 @@ class KernelBuild(object):
                                      "config_file" % os.path.join(self.obj, '.config'))
             else:
                 raise BuildError("config_base: %r is neither 'running' nor a make config target "
-                                 "(a name ending in 'config', e.g. defconfig, tinyconfig)" % base)
+                                 "(a name ending in 'config' that does not start with '-', e.g. "
+                                 "defconfig, tinyconfig)" % base)
         self.base = base
 
         for path in p['config_fragments']:
-            if not os.path.isfile(path):
-                raise BuildError("config_fragments: '%s' does not exist" % path)
+            problem = file_problem('config_fragments', path)
+            if problem:
+                raise BuildError(problem)
         try:
             self.inline = kc.normalize_dict(p['config'])
         except kc.ConfigError as e:
@@ -474,9 +524,12 @@ class KernelBuild(object):
             self.user_vars[str(name)] = '' if value is None else str(value)
         for target in p['targets']:
             if not TARGET_RE.match(target):
-                raise BuildError('targets: %r is not a make target' % (target,))
+                raise BuildError("targets: %r is not a make target (letters, digits and _ . - /, "
+                                 "not starting with '-' or '/'), e.g. bzImage or modules"
+                                 % (target,))
         if p['jobs'] is not None and p['jobs'] < 1:
-            raise BuildError('jobs: must be at least 1')
+            raise BuildError('jobs: %d is not a number of parallel make jobs: give 1 or more, or '
+                             'leave jobs unset for one per CPU' % p['jobs'])
 
         cc = self.user_vars.get('CC')
         cross = self.user_vars.get('CROSS_COMPILE', '')
@@ -489,6 +542,21 @@ class KernelBuild(object):
         self.cc = cc
         self.ld = self.user_vars.get('LD') or ('ld.lld' if llvm else cross + 'ld')
         self.hostcc = self.user_vars.get('HOSTCC') or ('clang' if llvm else 'gcc')
+        self.check_symbols()
+
+    def check_symbols(self):
+        """Values that cannot fit their symbol's type (from the tree's Kconfig files), refused
+        before any make: kconfig would drop them and the verification fail after the work."""
+        sources = [('config_fragments: %s' % path, kc.read_config(path))
+                   for path in self.p['config_fragments']]
+        sources += [('config', self.inline), ('config_optional', self.optional)]
+        if not any(values for dummy, values in sources):
+            return
+        index = self.kconfig()
+        problems = ['%s: %s' % (field, line) for field, values in sources
+                    for line in kc.check_values(values, index)]
+        if problems:
+            raise BuildError('%s; nothing was configured or built' % '; '.join(problems))
 
     def _program(self, name):
         if os.path.isabs(name):
@@ -1065,16 +1133,20 @@ def main():
         mutually_exclusive=[['config_base', 'config_file']],
         supports_check_mode=True,
     )
-    job = KernelBuild(module)
-    try:
-        result = job.execute()
-    except BuildError as e:
-        extra = dict(e.extra)
-        extra.setdefault('unmet', [])
-        module.fail_json(msg=str(e), build_log=job.log, commands=job.runner.changes,
-                         duration=round(time.time() - job.started, 2), **extra)
-    except CommandError as e:
-        job.runner.fail(str(e), error=e, build_log=job.log)
+    with Guard(module) as guard:
+        job = KernelBuild(module)
+        guard.runner = job.runner
+        guard.doing('configure and build the kernel', job.obj)
+        try:
+            result = job.execute()
+        except BuildError as e:
+            extra = dict(e.extra)
+            extra.setdefault('unmet', [])
+            module.fail_json(msg=str(e), build_log=job.log, commands=job.runner.changes,
+                             changed=bool(job.runner.changes) and not module.check_mode,
+                             duration=round(time.time() - job.started, 2), **extra)
+        except CommandError as e:
+            job.runner.fail(str(e), error=e, build_log=job.log)
     module.exit_json(**result)
 
 

@@ -576,3 +576,23 @@ def test_ccache_stats_from_recorded_output():
                  preprocessed_cache_hit=stats.get('preprocessed_cache_hit', 0) + 2,
                  cache_miss=stats['cache_miss'] + 1)
     assert kt.ccache_delta(stats, later) == {'hits': 9, 'misses': 1}
+
+
+def test_values_that_cannot_fit_are_found_before_make(index):
+    requested = kc.normalize_dict({'NET_CLS_BASIC': 'yy', 'NETDEVICES': 'm', 'SHOWN_NUMBER': 'four',
+                                   'PHYSICAL_START': '0xZZ', 'LOCALVERSION': 5, 'TUN': 'm',
+                                   'INET': True, 'NO_SUCH_SYMBOL': 'yy', 'NET_SCHED': 'n'})
+    assert kc.check_values(requested, index) == [
+        "CONFIG_NET_CLS_BASIC: 'yy' is not a value of CONFIG_NET_CLS_BASIC, a tristate: give y, "
+        "m or n",
+        'CONFIG_NETDEVICES: CONFIG_NETDEVICES is a bool, which cannot be m: give y or n',
+        "CONFIG_SHOWN_NUMBER: 'four' is not a value of CONFIG_SHOWN_NUMBER, an int: give a "
+        "decimal number, e.g. 100",
+        "CONFIG_PHYSICAL_START: '0xZZ' is not a value of CONFIG_PHYSICAL_START, a hex: give a "
+        "hexadecimal number, e.g. 0x1000",
+        'CONFIG_LOCALVERSION: 5 reads as a number, and CONFIG_LOCALVERSION is a string: give it '
+        'in double quotes, e.g. \'"-zd"\'']
+    # what fits, n (not set) and symbols this tree does not define are left to the verification
+    assert kc.check_values(kc.normalize_dict({'TUN': 'm', 'LOCALVERSION': '-zd', 'NETDEVICES': 'n',
+                                              'SHOWN_NUMBER': 8, 'PHYSICAL_START': '0x2000',
+                                              'NO_SUCH_SYMBOL': 'yy'}), index) == []
