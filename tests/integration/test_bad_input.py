@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -23,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TABLES = sorted(glob.glob(os.path.join(HERE, 'bad_input', '*.yml')))
 COLLECTIONS = os.path.join(ROOT, '.collections')
+FIXTURES = os.path.join(ROOT, 'tests', 'unit', 'fixtures')
 
 pytestmark = [pytest.mark.root]
 
@@ -56,7 +58,7 @@ class Scene(object):
     def __init__(self, tmp_path, needs, ovs_factory):
         self.tag = uuid.uuid4().hex[:4]
         self.tmp = tmp_path
-        self.values = {'tmp': str(tmp_path), 'tag': self.tag}
+        self.values = {'tmp': str(tmp_path), 'tag': self.tag, 'fixtures': FIXTURES}
         self.namespaces = []
         self.immutable = []
         ro = tmp_path / 'ro'
@@ -84,6 +86,10 @@ class Scene(object):
             subprocess.run(['ip', '-n', ns, 'addr', 'add', '10.251.%d.1/24'
                             % (int(self.tag, 16) % 250), 'dev', 'va'], check=True)
             self.values['ns'] = ns
+            # IPv6 duplicate address detection changes addresses for a second after set-up
+            deadline = time.monotonic() + 10
+            while ip_json('-n', ns, 'addr', 'show', 'tentative') and time.monotonic() < deadline:
+                time.sleep(0.1)
         self.ovs = None
         if 'ovs' in needs:
             self.ovs = ovs_factory()
@@ -121,7 +127,9 @@ class Scene(object):
                 files.append((os.path.relpath(path, str(self.tmp)), st.st_mode, st.st_size,
                               st.st_mtime_ns))
         state = {'files': sorted(files),
-                 'netns': sorted(n['name'] for n in ip_json('netns', 'list')),
+                 # other tests may add and delete their own namespaces meanwhile
+                 'netns': sorted(n['name'] for n in ip_json('netns', 'list')
+                                 if self.tag in n['name'] or n['name'].startswith('zbn')),
                  'root_links': sorted(l['ifname'] for l in ip_json('link', 'show')
                                       if self.tag in l['ifname'] or l['ifname'].startswith('zbn'))}
         for ns in self.namespaces:
