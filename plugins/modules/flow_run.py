@@ -596,9 +596,14 @@ def phase_client(module, guard, p, run_dir):
             clients.stop(grace=1.0)
     except fp.ProbeError as e:
         reason = str(e)
-    sampler.stop()
-    if capture:
-        pcap_rtt.stop_capture(capture, run_dir)
+    except BaseException:
+        # the guard reports it; no client, sampler or tcpdump outlives the module
+        clients.stop(grace=1.0)
+        raise
+    finally:
+        sampler.stop()
+        if capture:
+            pcap_rtt.stop_capture(capture, run_dir)
     fp.after(run_dir, p['netns'], p['devices'])
     rcs = clients.collect()
     times = clients.times(sampler.t0)
