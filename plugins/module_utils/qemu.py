@@ -219,6 +219,29 @@ def raise_if_locked(error, path):
     raise error
 
 
+# Image formats people name; qemu-img also lists protocol and filter drivers.
+COMMON_FORMATS = ('qcow2', 'raw', 'vmdk', 'vdi', 'vhdx', 'vpc', 'qed', 'luks')
+
+
+def supported_formats(help_text):
+    """The formats of ``qemu-img --help``'s "Supported formats:" line (None when missing)."""
+    m = re.search(r'^Supported formats:(.*)$', help_text or '', re.MULTILINE)
+    return set(m.group(1).split()) if m else None
+
+
+def unknown_formats(runner, named):
+    """Messages for the ``(field, format)`` pairs this host's qemu-img does not know."""
+    named = [(field, fmt) for field, fmt in named if fmt]
+    if not named:
+        return []
+    known = supported_formats(runner.run(['qemu-img', '--help'], check_rc=False).stdout)
+    if known is None:
+        return []
+    return ["%s: '%s' is not an image format qemu-img knows; use one of %s (qemu-img --help "
+            "lists all)" % (field, fmt, ', '.join(f for f in COMMON_FORMATS if f in known))
+            for field, fmt in named if fmt not in known]
+
+
 def image_info(runner, path, force_share=True):
     """Normalised ``qemu-img info`` of an existing image (CommandError when unreadable).
 

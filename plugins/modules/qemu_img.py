@@ -220,7 +220,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.qemu import (
     ImageLocked, SizeError, assert_not_locked, diff_view, human_size, image_info,
-    parse_image_size, raise_if_locked, raw_disk_evidence, resolve_backing)
+    parse_image_size, raise_if_locked, raw_disk_evidence, resolve_backing, unknown_formats)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 
 DEFAULT_FORMAT = 'qcow2'
@@ -570,6 +570,11 @@ def main():
     img = QemuImg(module)
     state = module.params['state']
     with Guard(module, img.runner) as guard:
+        guard.doing('read the formats qemu-img knows')
+        errors = unknown_formats(img.runner, [(k, module.params[k]) for k in (
+            'format', 'backing_format', 'source_format')])
+        if errors:
+            module.fail_json(msg='; '.join(errors), errors=errors, commands=[], changed=False)
         guard.doing('read the image', img.path)
         before = img.read_image()
         guard.doing('%s the image' % ('remove' if state == 'absent' else 'make'), img.path)

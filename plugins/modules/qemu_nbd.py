@@ -29,6 +29,15 @@ description:
     (deepest first), then detaches and waits until sysfs shows the device free.
   - Refuses an image that another process holds (QEMU's image lock, for example a running VM),
     naming the process.
+  - Only images are attached. qemu-img reads any file it does not recognise (a text file, an
+    archive) as raw, so such a file is attached only when its content shows a disk (a whole
+    number of 512-byte sectors starting with a partition table, a file system or swap
+    signature, or zeros; the rule of M(zerodrop.testbed.qemu_img)) or when O(format=raw) is
+    named.
+  - On failure nothing stays: the image, its format, the device name and the driver are
+    checked first, and an attach that fails part of the way is undone (the device detached,
+    the driver unloaded if this call loaded it). A detach that fails after unmounting leaves
+    those mount points unmounted and says so (C(changed=true)).
   - B(Mounting) is left to M(ansible.posix.mount) (see the examples), which already handles file
     system types, options, C(/etc/fstab) and check mode; use its C(state=ephemeral) because
     C(/dev/nbdN) names are not stable across boots. This module only unmounts on detach, because
@@ -49,8 +58,12 @@ options:
         device must serve that image).
     type: str
   format:
-    description: Image format given to C(qemu-nbd --format). Default is the format that
-      C(qemu-img info) reads from the image (naming it avoids probing a raw image).
+    description:
+      - Image format given to C(qemu-nbd --format). Default is the format that C(qemu-img info)
+        reads from the image.
+      - It must be a format qemu-img knows and the one qemu-img reads from the image (a qcow2
+        file attached as raw would show its container, and writes would damage it); C(raw)
+        also attaches a raw file whose content does not look like a disk.
     type: str
   read_only:
     description:
@@ -174,6 +187,12 @@ commands:
   type: list
   elements: list
   sample: [["/usr/bin/qemu-nbd", "--connect=/dev/nbd0", "--format=raw", "/var/lib/zd/dataset.img"]]
+rolled_back:
+  description: The commands that undid a failed attach (detach, driver unload).
+  returned: failure after a change
+  type: list
+  elements: list
+  sample: [["/usr/bin/qemu-nbd", "--disconnect", "/dev/nbd0"]]
 holders:
   description: Processes that hold the image, when attaching was refused because of its lock.
   returned: failure
@@ -188,8 +207,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.qemu import (
-    NBD_MISSING, ImageLocked, NbdSysfs, assert_not_locked, image_info, raise_if_locked)
+    NBD_MISSING, ImageLocked, NbdSysfs, assert_not_locked, image_info, raise_if_locked,
+    raw_disk_evidence, unknown_formats)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 
 _DEVICE = re.compile(r'^/dev/(nbd[0-9]+)$')
@@ -201,14 +222,22 @@ def validate(params):
         errors.append('image: required with state: present')
     if params['state'] == 'absent' and not (params['image'] or params['device']):
         errors.append('image or device: give the image or the device to detach')
-    if params['device'] and not _DEVICE.match(params['device']):
-        errors.append("device: '%s' is not an nbd device (use /dev/nbdN, e.g. /dev/nbd0)"
-                      % params['device'])
+    if params['device'] is not None and not _DEVICE.match(params['device']):
+        errors.append("device: '%s' is not an nbd device (use /dev/nbdN, e.g. /dev/nbd0; "
+                      "partitions such as /dev/nbd0p1 come with it)" % params['device'])
     if params['max_part'] < 0:
         errors.append('max_part: must be 0 or more')
     if params['timeout'] <= 0:
         errors.append('timeout: must be a positive number of seconds')
     return errors
+
+
+class NbdTimeout(Exception):
+    pass
+
+
+class NbdRefused(Exception):
+    """The device asked for (or every device) cannot take the image."""
 
 
 class QemuNbd(object):
@@ -219,6 +248,10 @@ class QemuNbd(object):
         self.sysfs = sysfs or NbdSysfs()
         image = module.params['image']
         self.image = os.path.realpath(image) if image else None
+        # What this call did that a failure undoes: the driver it loaded, the device it attached.
+        self.loaded_driver = False
+        self.connected = None
+        self.unmounted = []
 
     def wait(self, what, predicate):
         if self.module.check_mode:
@@ -226,9 +259,43 @@ class QemuNbd(object):
         deadline = time.monotonic() + self.params['timeout']
         while not predicate():
             if time.monotonic() > deadline:
-                self.runner.fail('timed out after %ds waiting for %s'
+                raise NbdTimeout('timed out after %ds waiting for %s'
                                  % (self.params['timeout'], what))
             time.sleep(0.1)
+
+    def check_image(self):
+        """The image exists, is an image, and the format fits it: checked before anything."""
+        given = self.params['image']
+        if not os.path.lexists(given) or not os.path.exists(self.image):
+            self.runner.fail("image: '%s' does not exist" % given, changed=False)
+        if os.path.isdir(self.image):
+            self.runner.fail("image: '%s' is a directory, not an image file" % given,
+                             changed=False)
+        if not os.path.isfile(self.image):
+            self.runner.fail("image: '%s' is not a regular file; qemu_nbd attaches image files"
+                             % given, changed=False)
+        fmt = self.params['format']
+        errors = unknown_formats(self.runner, [('format', fmt)])
+        if errors:
+            self.runner.fail(errors[0], changed=False)
+        try:
+            found = image_info(self.runner, self.image)['format']
+        except CommandError as e:
+            self.runner.fail("image: '%s' is not an image qemu-img can read" % given, error=e,
+                             changed=False)
+        if fmt and fmt != found:
+            self.runner.fail(
+                "format: '%s' but qemu-img reads '%s' as %s; attached as %s its contents would "
+                "be misread (and writes would damage it): give format: %s or leave format unset"
+                % (fmt, given, found, fmt, found), changed=False)
+        if found == 'raw' and not fmt:
+            evidence, why_not = raw_disk_evidence(self.image)
+            if evidence is None:
+                self.runner.fail(
+                    "image: '%s' is not a disk image: qemu-img reads any file it does not "
+                    "recognise as raw, and %s. Name format: raw to attach it anyway"
+                    % (given, why_not), changed=False)
+        return fmt or found
 
     def ensure_driver(self):
         """Load the nbd driver when needed; False when it would be loaded (check mode)."""
@@ -236,21 +303,23 @@ class QemuNbd(object):
             return True
         if not self.params['load_module']:
             self.runner.fail(NBD_MISSING.format(why='no /sys/module/nbd and no /dev/nbd0; '
-                                                'load_module is false'))
+                                                'load_module is false'), changed=False)
         modprobe = self.module.get_bin_path('modprobe')
         if modprobe is None:
             self.runner.fail(NBD_MISSING.format(why='no /sys/module/nbd, no /dev/nbd0 and no '
-                                                'modprobe program'))
+                                                'modprobe program'), changed=False)
         probe = self.runner.run([modprobe, '--dry-run', 'nbd'], check_rc=False)
         if probe.rc != 0:
             self.runner.fail(NBD_MISSING.format(
                 why='no /sys/module/nbd, no /dev/nbd0, and modprobe cannot load it: %s'
-                % (probe.stderr or probe.stdout).strip()), **probe.as_dict())
+                % (probe.stderr or probe.stdout).strip()), changed=False, **probe.as_dict())
         try:
             self.runner.run([modprobe, 'nbd', 'max_part=%d' % self.params['max_part']],
                             changes=True)
         except CommandError as e:
-            self.runner.fail(NBD_MISSING.format(why='modprobe nbd failed'), error=e)
+            self.runner.fail(NBD_MISSING.format(why='modprobe nbd failed'), error=e,
+                             changed=False)
+        self.loaded_driver = not self.module.check_mode
         self.wait('the nbd driver to create /sys/block/nbd0',
                   lambda: bool(self.sysfs.devices()))
         return not self.module.check_mode
@@ -269,11 +338,11 @@ class QemuNbd(object):
         if wanted:
             name = _DEVICE.match(wanted).group(1)
             if devices and name not in devices:
-                self.runner.fail("device: %s does not exist; this kernel has /dev/nbd0 to "
+                raise NbdRefused("device: %s does not exist; this kernel has /dev/nbd0 to "
                                  "/dev/%s (the driver's nbds_max)" % (wanted, devices[-1]))
             att = self.sysfs.attachment(name) if devices else None
             if att or (devices and not self.sysfs.is_free(name)):
-                self.runner.fail("device: %s is busy (serving %s, qemu-nbd pid %s); choose "
+                raise NbdRefused("device: %s is busy (serving %s, qemu-nbd pid %s); choose "
                                  "another device or leave device unset for the first free one"
                                  % (wanted, att and att['image'], att and att['pid']))
             return name
@@ -282,13 +351,11 @@ class QemuNbd(object):
         for name in devices:
             if self.sysfs.is_free(name):
                 return name
-        self.runner.fail('no free nbd device (all of /dev/nbd0 to /dev/%s are in use): detach '
+        raise NbdRefused('no free nbd device (all of /dev/nbd0 to /dev/%s are in use): detach '
                          'one, or reload the driver with a larger nbds_max' % devices[-1])
 
     def present(self):
-        if not os.path.isfile(self.image):
-            self.runner.fail("image: '%s' does not exist or is not a file"
-                             % self.params['image'])
+        fmt = self.check_image()
         existing = [a for a in self.sysfs.attachments() if a['image'] == self.image] \
             if self.sysfs.loaded() else []
         if existing:
@@ -296,13 +363,14 @@ class QemuNbd(object):
             if self.params['device'] and att['device'] != self.params['device']:
                 self.runner.fail("device: image '%s' is already attached at %s, not %s; detach "
                                  "it first (state: absent)"
-                                 % (self.image, att['device'], self.params['device']))
+                                 % (self.image, att['device'], self.params['device']),
+                                 changed=False)
             if att['read_only'] != self.params['read_only']:
                 self.runner.fail("read_only: image '%s' is attached %s at %s; detach it first "
                                  "(state: absent) to attach it %s"
                                  % (self.image, 'read-only' if att['read_only'] else 'read-write',
                                     att['device'], 'read-only' if self.params['read_only']
-                                    else 'read-write'))
+                                    else 'read-write'), changed=False)
             return None, att
 
         # Not attached here: any holder of the image lock is another process (a VM, qemu-nbd).
@@ -311,7 +379,6 @@ class QemuNbd(object):
         name = self.choose_device() if loaded else (
             _DEVICE.match(self.params['device']).group(1) if self.params['device'] else 'nbd0')
         device = '/dev/' + name
-        fmt = self.params['format'] or image_info(self.runner, self.image)['format']
         argv = ['qemu-nbd', '--connect=%s' % device, '--format=%s' % fmt]
         if self.params['read_only']:
             argv.append('--read-only')
@@ -320,6 +387,7 @@ class QemuNbd(object):
             self.runner.run(argv, changes=True)
         except CommandError as e:
             raise_if_locked(e, self.image)
+        self.connected = None if self.module.check_mode else device
         self.wait('%s to show the attachment in /sys/block/%s/pid' % (device, name),
                   lambda: self.sysfs.pid(name) is not None)
         self.scan_partitions(name)
@@ -352,20 +420,50 @@ class QemuNbd(object):
             att = self.sysfs.attachment(name)
             if att and self.image and att['image'] != self.image:
                 self.runner.fail("device: %s serves '%s', not image '%s'; nothing was detached"
-                                 % (self.params['device'], att['image'], self.image))
+                                 % (self.params['device'], att['image'], self.image),
+                                 changed=False)
             targets = [att] if att else []
         else:
             targets = [a for a in self.sysfs.attachments() if a['image'] == self.image]
-        detached, unmounted = [], []
+        detached = []
         for att in targets:
             for point in self.sysfs.mounts(att['name']):
                 self.runner.run(['umount', point], changes=True)
-                unmounted.append(point)
+                self.unmounted.append(point)
             self.runner.run(['qemu-nbd', '--disconnect', att['device']], changes=True)
             self.wait('%s to be free after detaching' % att['device'],
                       lambda: self.sysfs.pid(att['name']) is None)
             detached.append(att['device'])
-        return detached, unmounted, targets[0] if targets else None
+        return detached, self.unmounted, targets[0] if targets else None
+
+    def fail(self, msg, error=None, **kwargs):
+        """Fail; an attach that got part of the way is undone first (detached, driver unloaded).
+        Unmounts of a failed detach are not undone: ``changed`` says so."""
+        if self.module.check_mode:
+            self.runner.fail(msg, error=error, changed=False, **kwargs)
+        done = len(self.runner.changes)
+        left = []
+        if self.connected:
+            name = os.path.basename(self.connected)
+            try:
+                self.runner.run(['qemu-nbd', '--disconnect', self.connected], changes=True)
+                self.wait('%s to be free after detaching' % self.connected,
+                          lambda: self.sysfs.pid(name) is None)
+            except (CommandError, NbdTimeout) as e:
+                left.append('%s stays attached (%s)' % (self.connected, e))
+        if self.loaded_driver and not left:
+            try:
+                self.runner.run(['modprobe', '-r', 'nbd'], changes=True)
+            except CommandError as e:
+                left.append('the nbd driver stays loaded (%s)' % e)
+        if self.unmounted:
+            left.append('unmounted before the failure: %s' % ', '.join(self.unmounted))
+        undone = self.runner.changes[done:]
+        if undone and not left:
+            msg += '. Undone: %s' % '; '.join(' '.join(c) for c in undone)
+        if left:
+            msg += '. What stays: %s' % '; '.join(left)
+        self.runner.fail(msg, error=error, changed=bool(left), rolled_back=undone, **kwargs)
 
 
 def main():
@@ -385,24 +483,28 @@ def main():
     )
     errors = validate(module.params)
     if errors:
-        module.fail_json(msg='; '.join(errors), errors=errors, commands=[])
+        module.fail_json(msg='; '.join(errors), errors=errors, commands=[], changed=False)
 
     nbd = QemuNbd(module)
     detached, unmounted = [], []
-    try:
-        if module.params['state'] == 'present':
-            before, after = nbd.present()
-            if not nbd.runner.changes:
-                before = after
-        else:
-            detached, unmounted, before = nbd.absent()
-            after = None
-    except ImageLocked as e:
-        nbd.runner.fail(str(e), holders=e.holders)
-    except CommandError as e:
-        nbd.runner.fail(str(e), error=e)
-
-    result = nbd.describe(after, mounts=not module.check_mode)
+    with Guard(module, nbd.runner) as guard:
+        try:
+            if module.params['state'] == 'present':
+                guard.doing('attach the image', nbd.image)
+                before, after = nbd.present()
+                if not nbd.runner.changes:
+                    before = after
+            else:
+                guard.doing('detach', module.params['device'] or nbd.image)
+                detached, unmounted, before = nbd.absent()
+                after = None
+        except ImageLocked as e:
+            nbd.fail(str(e), holders=e.holders)
+        except CommandError as e:
+            nbd.fail(str(e), error=e)
+        except (NbdTimeout, NbdRefused) as e:
+            nbd.fail(str(e))
+        result = nbd.describe(after, mounts=not module.check_mode)
     if after is None and before is not None:
         result['image'] = before['image']
     result.update(changed=bool(nbd.runner.changes), commands=nbd.runner.changes,

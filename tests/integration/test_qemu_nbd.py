@@ -66,6 +66,8 @@ def test_kernel_without_nbd_fails_clearly(playbook, image):
 
 
 def test_bad_input_changes_nothing(playbook, image, tmp_path):
+    text = tmp_path / 'notes.txt'
+    text.write_text('not an image\n')
     run = playbook('''
 - hosts: localhost
   gather_facts: false
@@ -79,8 +81,28 @@ def test_bad_input_changes_nothing(playbook, image, tmp_path):
     - name: missing image
       zerodrop.testbed.qemu_nbd: {image: "{{ missing }}"}
       ignore_errors: true
-''', extra_vars={'image': str(image), 'missing': str(tmp_path / 'nope.qcow2')})
+    - name: format of another image
+      zerodrop.testbed.qemu_nbd: {image: "{{ image }}", format: raw}
+      ignore_errors: true
+    - name: unknown format
+      zerodrop.testbed.qemu_nbd: {image: "{{ image }}", format: qcow3}
+      ignore_errors: true
+    - name: text file
+      zerodrop.testbed.qemu_nbd: {image: "{{ text }}"}
+      ignore_errors: true
+''', extra_vars={'image': str(image), 'missing': str(tmp_path / 'nope.qcow2'),
+                   'text': str(text)})
     assert run.rc == 0, run
+    for task in ('not an nbd device', 'no image', 'missing image', 'format of another image',
+                 'unknown format', 'text file'):
+        assert run.result(task)['failed'] is True and run.result(task)['changed'] is False
+        assert run.result(task).get('commands', []) == []
+    assert "format: 'raw' but qemu-img reads '%s' as qcow2" % image in \
+        run.result('format of another image')['msg']
+    assert "format: 'qcow3' is not an image format qemu-img knows" in \
+        run.result('unknown format')['msg']
+    assert "image: '%s' is not a disk image" % text in run.result('text file')['msg']
+    assert 'format: raw' in run.result('text file')['msg']
     assert "device: '/dev/sda' is not an nbd device" in run.result('not an nbd device')['msg']
     assert 'image: required with state: present' in run.result('no image')['msg']
     assert "image: '%s' does not exist" % (tmp_path / 'nope.qcow2') in \

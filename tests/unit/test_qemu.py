@@ -240,3 +240,10 @@ def test_raw_disk_evidence_refuses_other_files(tmp_path, content, why):
     path = tmp_path / 'file'
     path.write_bytes(content.encode('utf-8') if isinstance(content, str) else content)
     assert qemu.raw_disk_evidence(str(path)) == (None, why)
+
+
+def test_supported_formats_from_recorded_help():
+    known = qemu.supported_formats(fixture('qemu-img-help.txt'))
+    assert {'qcow2', 'raw', 'vmdk', 'vdi', 'luks'} <= known
+    assert 'bogus' not in known and 'Supported' not in known
+    assert qemu.supported_formats('qemu-img: unknown option') is None
