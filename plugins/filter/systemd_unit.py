@@ -32,8 +32,8 @@ def _word(text):
         return text
     if "'" not in text and '\\' not in text and not _control(text):
         return "'%s'" % text
-    return '"%s"' % ''.join(C_ESCAPES.get(c, '\\x%02x' % ord(c) if _control(c) else c)
-                           for c in text)
+    escaped = ''.join(C_ESCAPES.get(c, '\\x%02x' % ord(c) if _control(c) else c) for c in text)
+    return '"%s"' % escaped
 
 
 def _text(value, name):

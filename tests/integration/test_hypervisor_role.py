@@ -371,7 +371,7 @@ def test_vnc_password_appears_only_in_its_file(playbook, tmp_path):
         secret = tmp_path / 'run' / (name + '.vncpw')
         assert secret.read_text() == password
         assert secret.stat().st_mode & 0o777 == 0o600
-        for dirpath, dirnames, filenames in os.walk(str(tmp_path)):
+        for dirpath, _, filenames in os.walk(str(tmp_path)):
             for filename in filenames:
                 path = os.path.join(dirpath, filename)
                 if path == str(secret) or path == str(vars_file) or not os.path.isfile(path):

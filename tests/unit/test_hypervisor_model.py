@@ -18,10 +18,10 @@ from ansible_collections.zerodrop.testbed.plugins.module_utils import hypervisor
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 ROLE = os.path.join(ROOT, 'roles', 'hypervisor')
-with open(os.path.join(ROLE, 'meta', 'argument_specs.yml')) as f:
-    OPTIONS = yaml.safe_load(f)['argument_specs']['main']['options']
-with open(os.path.join(ROLE, 'defaults', 'main.yml')) as f:
-    ROLE_DEFAULTS = yaml.safe_load(f)
+with open(os.path.join(ROLE, 'meta', 'argument_specs.yml')) as spec_file:
+    OPTIONS = yaml.safe_load(spec_file)['argument_specs']['main']['options']
+with open(os.path.join(ROLE, 'defaults', 'main.yml')) as defaults_file:
+    ROLE_DEFAULTS = yaml.safe_load(defaults_file)
 RECORDED = sorted(glob.glob(os.path.join(HERE, 'fixtures', 'hypervisor_model', '*.json')))
 
 MAC = '52:54:00:12:34:57'
@@ -392,9 +392,8 @@ def test_error(case, vms, bridges, expected):
 
 
 def test_every_error_of_one_input_is_listed():
-    found = errors([vm('bad', cpus=0, memory=-1, nics=[nic(mac='01:00:00:00:00:00', tap='t x',
-                                                          bridge='nope')])],
-                   [{'name': 'br0'}, {'name': 'br0'}])
+    bad_nic = nic(mac='01:00:00:00:00:00', tap='t x', bridge='nope')
+    found = errors([vm('bad', cpus=0, memory=-1, nics=[bad_nic])], [{'name': 'br0'}, {'name': 'br0'}])
     assert found == [
         'hypervisor_bridges[0] (br0): bridge name is defined more than once; rename one',
         'hypervisor_vms[0] (bad): cpus 0 is not a number of virtual CPUs: give a whole number of '
