@@ -32,8 +32,8 @@ description:
   - With O(targets=[]) it only configures and verifies, a profile check that takes seconds.
     Base, fragments and C(make olddefconfig) in the build directory, then the verification; no
     C(metadata.json), nothing built, C(changed) when the C(.config) changed.
-  - Every input is checked before any make, and a failure there changes nothing: the source
-    tree, a build directory (and C(ccache_dir)) that can be written or created, the base and
+  - Every input is checked before any make, and a failure there changes nothing. Checked are the
+    source tree, a build directory (and C(ccache_dir)) that can be written or created, the base and
     fragment files, make variables and targets (no leading C(-)), and each requested symbol's
     value against its type in the tree's Kconfig files (y or n for a bool, y, m or n for a
     tristate, a decimal or hexadecimal number, a string in double quotes).

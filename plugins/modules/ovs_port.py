@@ -31,7 +31,7 @@ description:
     15 bytes, no C(/), C(:) or whitespace, no leading C(-)); patch, tunnel and DPDK ports are
     not devices and only must not start with C(-) or contain whitespace.
   - A port on a bridge without a datapath (see P(zerodrop.testbed.ovs_bridge#module)) gets a
-    warning naming C(datapath_type: netdev) as the fix; a new port there is refused and undone.
+    warning naming C(datapath_type=netdev) as the fix; a new port there is refused and undone.
 options:
   name:
     description: Port name (a Linux device name, at most 15 bytes); its single interface has the
