@@ -111,7 +111,7 @@ options:
         required: true
       via:
         description:
-          - Gateway address, of the family of O(routes[].to). It must be on-link: inside the
+          - Gateway address, of the family of O(routes[].to). It must be on-link, inside the
             subnet of an address the namespace will have (on O(routes[].dev) when given), or of
             an earlier route with only O(routes[].dev). A link-local gateway needs
             O(routes[].dev).
@@ -663,7 +663,7 @@ class NetnsHost(object):
                           sorted(set(sysctl_path(p) for p in probes.values())), check_rc=False)
         modes = {}
         for line in stat.stdout.splitlines():
-            mode, _, path = line.partition(' ')
+            mode, path = line.split(' ', 1)
             modes[path] = int(mode, 8)
         for key, probe in sorted(probes.items()):
             mode = modes.get(sysctl_path(probe))
@@ -756,8 +756,10 @@ class NetnsHost(object):
             else:
                 self.move_in(name, root_links[name])
             current = {'addresses': [], 'mtu': None, 'up': False}
+
         # A veth this call made goes with all its settings when its undo deletes it.
-        undo = (lambda argv: None) if fresh else (lambda argv: argv)
+        def undo(argv):
+            return None if fresh else argv
         want = sorted(str(ipaddress.ip_interface(a)) for a in link['addresses'])
         # Purge first: deleting a primary address also deletes the secondaries of its subnet.
         if link['purge_addresses']:
@@ -803,9 +805,9 @@ class NetnsHost(object):
         keep = not fresh and peer is not None
         if link.get('peer_bridge') and (peer is None or peer['master'] != link['peer_bridge']):
             old = peer and peer['master']
+            back = ['master', old] if old else ['nomaster']
             self.change(where + ['link', 'set', name, 'master', link['peer_bridge']],
-                        undo=(where + ['link', 'set', name] + (['master', old] if old else
-                                                                ['nomaster'])) if keep else None)
+                        undo=where + ['link', 'set', name] + back if keep else None)
         if peer is None or not peer['up']:
             self.change(where + ['link', 'set', name, 'up'],
                         undo=where + ['link', 'set', name, 'down'] if keep else None)
@@ -869,8 +871,8 @@ class NetnsHost(object):
             if after[part] != before[part]:
                 problems.append('%s differ: %s before, %s now' % (part, json.dumps(before[part]),
                                                                   json.dumps(after[part])))
-        key = lambda r: json.dumps(r, sort_keys=True)
-        if sorted(after['routes'], key=key) != sorted(before['routes'], key=key):
+        if sorted(json.dumps(r, sort_keys=True) for r in after['routes']) != \
+                sorted(json.dumps(r, sort_keys=True) for r in before['routes']):
             problems.append('routes differ: %s before, %s now' % (json.dumps(before['routes']),
                                                                   json.dumps(after['routes'])))
         return problems

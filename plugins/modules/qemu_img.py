@@ -26,13 +26,13 @@ description:
     recreated image is built next to the old one and renamed over it only once complete.
   - B(Only images are touched.) qemu-img reads any file it does not recognise (a text file, an
     archive) as a raw image, so an existing file that qemu-img reads as C(raw) counts as an
-    image only when its content shows it: a whole number of 512-byte sectors that starts with
-    a partition table or boot sector (C(0x55AA) at byte 510), an ext2/3/4, XFS, btrfs, F2FS,
+    image only when its content shows it, that is a whole number of 512-byte sectors that
+    starts with a partition table or boot sector (C(0x55AA) at byte 510), an ext2/3/4, XFS, btrfs, F2FS,
     ISO 9660 or squashfs file system, an LVM physical volume or a swap signature, or zeros (a
     new or sparse image). Any other file is refused - not read, resized, recreated or removed
     - unless O(force=true). Files of the formats qemu-img recognises (qcow2, vmdk, ...) are
     images. Devices, sockets and fifos are always refused.
-  - On failure nothing stays: the checks (sizes, shrinking, formats, locks) run before the
+  - On failure nothing stays. The checks (sizes, shrinking, formats, locks) run before the
     first write, and an image this call was creating or converting is removed again.
   - Sizes are parsed as qemu-img parses them (a bare number is bytes; K, M, G, T, P, E are
     1024-based, case-insensitive) and compared exactly in bytes.
@@ -102,7 +102,7 @@ options:
       - Recreate (or re-convert) an existing image that differs from the request; its contents
         are lost. Also allows O(state=absent) to remove an image that a process holds.
       - Handle an existing file that does not look like a disk image (see the rule above) as a
-        raw image: read, grow, recreate or remove it.
+        raw image (read, grow, recreate or remove it).
     type: bool
     default: false
 attributes:

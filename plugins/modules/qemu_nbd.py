@@ -34,7 +34,7 @@ description:
     number of 512-byte sectors starting with a partition table, a file system or swap
     signature, or zeros; the rule of M(zerodrop.testbed.qemu_img)) or when O(format=raw) is
     named.
-  - On failure nothing stays: the image, its format, the device name and the driver are
+  - On failure nothing stays. The image, its format, the device name and the driver are
     checked first, and an attach that fails part of the way is undone (the device detached,
     the driver unloaded if this call loaded it). A detach that fails after unmounting leaves
     those mount points unmounted and says so (C(changed=true)).
