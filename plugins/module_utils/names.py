@@ -48,6 +48,9 @@ def device_name(field, value):
     if not 1 <= len(text) <= DEVICE_MAX:
         return ('%s %r must be 1-%d characters (the kernel\'s IFNAMSIZ); shorten it'
                 % (field, text, DEVICE_MAX))
+    if len(text.encode('utf-8')) > DEVICE_MAX:
+        return ('%s %r is %d bytes in UTF-8: the kernel takes at most %d (IFNAMSIZ); use ASCII '
+                'or shorten it' % (field, text, len(text.encode('utf-8')), DEVICE_MAX))
     if text in ('.', '..') or text.startswith('-'):
         return '%s %r is not a usable device name: rename it' % (field, text)
     bad = sorted(set(c for c in text if c in '/:' or c.isspace()))

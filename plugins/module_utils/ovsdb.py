@@ -25,7 +25,7 @@ import json
 import os
 import re
 
-from ansible_collections.zerodrop.testbed.plugins.module_utils.names import DEVICE_MAX, device_name
+from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import CommandError, Runner
 
 # OVS interface types; "system" is a plain kernel device (the empty type in the database).
@@ -302,9 +302,6 @@ def check_ifname(name, field, port_type='system'):
     """A bridge or port name: Linux device rules (names.device_name) where it is a device."""
     if port_type in DEVICE_TYPES:
         problem = device_name(field, name)
-        if not problem and len(name.encode('utf-8')) > DEVICE_MAX:
-            problem = ('%s %r is %d bytes long in UTF-8; the kernel takes at most %d: choose a '
-                       'shorter name' % (field, name, len(name.encode('utf-8')), DEVICE_MAX))
     elif not name:
         problem = '%s is empty: give the port a name' % field
     elif name.startswith('-') or re.search(r'\s', name):

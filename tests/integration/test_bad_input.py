@@ -58,7 +58,8 @@ class Scene(object):
     def __init__(self, tmp_path, needs, ovs_factory):
         self.tag = uuid.uuid4().hex[:4]
         self.tmp = tmp_path
-        self.values = {'tmp': str(tmp_path), 'tag': self.tag, 'fixtures': FIXTURES}
+        self.values = {'tmp': str(tmp_path), 'tag': self.tag, 'fixtures': FIXTURES,
+                       'tables': os.path.join(HERE, 'bad_input')}
         self.namespaces = []
         self.immutable = []
         ro = tmp_path / 'ro'
@@ -150,6 +151,9 @@ def scenes(tmp_path_factory):
 
     def _get(table, needs):
         if table not in made:
+            # two private OVS instances cannot share the netdev datapath: one table's at a time
+            while ovs_daemons:
+                ovs_daemons.pop().stop()
             def ovs_factory():
                 from lib.ovs import PrivateOVS
                 daemons = PrivateOVS(str(tmp_path_factory.mktemp('ovs-' + table)))

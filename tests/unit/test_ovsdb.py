@@ -202,7 +202,7 @@ BAD_BRIDGE = [
     ('port name too long', 'seed', {'ports': [{'name': 'x' * 16}]},
      "ports[0].name 'xxxxxxxxxxxxxxxx' must be 1-15 characters (the kernel's IFNAMSIZ)"),
     ('port name too many bytes', 'seed', {'ports': [{'name': '\u00fc' * 8}]},
-     'is 16 bytes long in UTF-8; the kernel takes at most 15'),
+     'is 16 bytes in UTF-8: the kernel takes at most 15'),
     ('bridge name too long', 'empty', {'name': 'bridge-name-too-long'},
      "name 'bridge-name-too-long' must be 1-15 characters"),
     ('bad character', 'seed', {'ports': [{'name': 'a/b'}]},
