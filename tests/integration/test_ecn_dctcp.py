@@ -52,8 +52,7 @@ def test_namespace_cannot_be_persisted(playbook, netns):
     run = playbook(PLAY, extra_vars={'ecn_dctcp_netns': ns, 'ecn_dctcp_persist': True,
                                      'ecn_dctcp_congestion_control': 'reno'})
     assert run.rc != 0
-    assert 'ecn_dctcp_persist to false' in run.result(
-        "zerodrop.testbed.ecn_dctcp : Check that a namespace is not persisted into the machine's /etc")['msg']
+    assert 'ecn_dctcp_persist to false' in run.result('zerodrop.testbed.ecn_dctcp : Check the variables')['msg']
 
 
 def test_dctcp_on_one_end_only_fails_before_any_change(playbook, netns, tmp_path):

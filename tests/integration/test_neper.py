@@ -143,7 +143,7 @@ def test_a_source_that_is_neither_tree_nor_archive_is_refused(playbook, netns, t
     extra = {'neper_src': str(bogus), 'neper_prefix': str(tmp_path / 'p')}
     run = playbook(PLAY, inventory=inventory, extra_vars=extra)
     assert run.rc != 0
-    msg = run.result(ROLE + 'Check that neper_src is a source tree or a source archive')['msg']
+    msg = run.result(ROLE + 'Check the variables')['msg']
     assert 'neper_src=%s' % bogus in msg and 'neper_repo' in msg, msg
     assert not (tmp_path / 'p').exists()
 

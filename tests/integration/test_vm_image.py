@@ -163,6 +163,67 @@ def test_data_disk_with_mkfs_holds_the_files(playbook, tmp_path):
     assert debugfs(disk, 'cat /meta/index.txt', tmp_path) == 'clip list, longer\n'
 
 
+def tree(path):
+    return sorted(os.path.relpath(os.path.join(d, n), str(path))
+                  for d, dirs, files in os.walk(str(path)) for n in dirs + files)
+
+
+def test_overlay_bad_input_is_refused_before_any_change(playbook, tmp_path):
+    tmp_path = tmp_path / 'scene'  # the playbook files go to the test's directory itself
+    tmp_path.mkdir()
+    base = str(tmp_path / 'base.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '64M'], check=True)
+    cases = [
+        ({'vm_image_overlay_path': 'vms/vm1.qcow2', 'vm_image_overlay_base': base},
+         'vm_image_overlay_path=vms/vm1.qcow2'),
+        ({'vm_image_overlay_path': str(tmp_path / 'vms' / 'vm1.qcow2'), 'vm_image_overlay_base': base,
+          'vm_image_overlay_size': '8'}, 'vm_image_overlay_size=8'),
+        ({'vm_image_overlay_path': base, 'vm_image_overlay_base': base}, 'the base image itself'),
+        # Only qemu-img knows: it refuses in check mode, before the directory is made.
+        ({'vm_image_overlay_path': str(tmp_path / 'vms' / 'vm1.qcow2'),
+          'vm_image_overlay_base': str(tmp_path / 'missing.qcow2')}, 'does not exist'),
+    ]
+    before = tree(tmp_path)
+    for variables, fragment in cases:
+        run = playbook(role('overlay'), extra_vars=variables)
+        assert run.rc != 0, run
+        failures = run.failures()
+        assert fragment in str(failures[0][2]), failures
+        assert tree(tmp_path) == before, variables
+
+
+def test_data_disk_bad_input_is_refused_before_any_change(playbook, tmp_path):
+    tmp_path = tmp_path / 'scene'  # the playbook files go to the test's directory itself
+    tmp_path.mkdir()
+    big = tmp_path / 'big.bin'
+    with open(str(big), 'wb') as f:
+        f.truncate(8 * 1024 * 1024)
+    cache = str(tmp_path / 'cache')
+    disk = str(tmp_path / 'data' / 'disk.qcow2')
+    cases = [
+        ({'path': disk, 'size': '0M'}, 'size=0M'),
+        ({'path': disk, 'size': '4096'}, 'size=4096: give a size with a unit'),
+        ({'path': disk, 'size': '8M', 'generate': [{'dest': 'clip', 'size': '2MB', 'count': 5}]},
+         'cannot hold the 9.5 MiB of generate'),
+        ({'path': disk, 'size': '8M', 'generate': [{'dest': 'clip', 'size': '64', 'count': 1}]},
+         'generate[clip]: size 64 needs a unit'),
+        ({'path': disk, 'size': '8M', 'generate': [{'dest': 'clip', 'size': '1M', 'count': 0}]},
+         'generate[clip]: count 0'),
+        # The source files' sizes are known after a stat: still before anything is written.
+        ({'path': disk, 'size': '6M', 'files': [{'src': str(big), 'dest': 'big.bin'}]},
+         'size=6M cannot hold its files'),
+    ]
+    before = tree(tmp_path)
+    for spec, fragment in cases:
+        run = playbook(role('data_disk'), extra_vars={'vm_image_data_disk': spec,
+                                                      'vm_image_data_disk_method': 'mkfs',
+                                                      'vm_image_cache_dir': cache})
+        assert run.rc != 0, run
+        failures = run.failures()
+        assert fragment in str(failures[0][2]), failures
+        assert tree(tmp_path) == before, spec
+
+
 def test_guest_boots_with_image_settings(running_guest):
     out = running_guest.ssh('hostname; cat /proc/cmdline; ip -br -4 addr show eth0; '
                             'systemctl is-enabled e2scrub_reap.service getty-static.service || true; '
