@@ -22,7 +22,18 @@ from lib.ovs import PrivateOVS  # noqa: E402
 from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F401,E402 pylint: disable=unused-import
 
 
+# ./scripts/test runs two pytest workers (pytest-xdist, --dist loadgroup). These modules run one
+# after another on one worker: Open vSwitch's netdev datapath is one per network namespace (a
+# second ovs-vswitchd cannot set up its bridges), QEMU guests and the local lab share the image
+# cache, the lab's fixed device names and the CPU they need to boot in time.
+SERIAL = ('test_bad_input', 'test_hypervisor_role', 'test_ovs_bridge', 'test_ovs_port',
+          'test_molecule', 'test_site', 'test_vm_image', 'test_vm_guest', 'test_ecn_dctcp')
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition('.')[2] in SERIAL:
+            item.add_marker(pytest.mark.xdist_group('serial'))
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason='needs root: network namespaces, tc and OVS')
