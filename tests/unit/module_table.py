@@ -8,7 +8,8 @@ A table (tests/unit/module_tables/<name>.yml) is a mapping::
         args: {device: v0, kind: tbf}  # module arguments
         check_mode: false              # optional, default false
         diff: false                    # optional, default false
-        files: {sub/path: text}        # optional files made under {tmp} before the run
+        files: {sub/path: text}        # files made under {tmp} before setup and the run
+        missing_programs: [bc]         # recorded: programs get_bin_path did not find
         setup: [[ip, link, add, ...]]  # recording only: run (as root) before the module
         teardown: [[ip, link, del, ...]]  # recording only: run after it, errors ignored
         commands:                      # every command the module runs, in order
@@ -17,6 +18,8 @@ A table (tests/unit/module_tables/<name>.yml) is a mapping::
             rc: 0
             stdout: '...'
             stderr: ''
+            creates: ['{tmp}/disk.qcow2']  # files the command made under {tmp} (recorded);
+            removes: []                    # replay makes them empty, or removes them
         result: {changed: true, msg: ...}  # subset of the module's result that must match
 
 A table with ``private_ovs: true`` records each case against fresh private Open vSwitch daemons
@@ -97,6 +100,11 @@ def make_files(files, tmp):
             f.write(substitute(content, tmp))
 
 
+def tree(top):
+    """Paths of the files under ``top``."""
+    return set(os.path.join(d, f) for d, dummy, names in os.walk(top) for f in names)
+
+
 def _text(value):
     if isinstance(value, bytes):
         return value.decode('utf-8', 'replace')
@@ -106,15 +114,18 @@ def _text(value):
 class Served(object):
     """run_command/get_bin_path stand-ins: replay recorded commands, or run and record them."""
 
-    def __init__(self, commands, tmp, record=False):
+    def __init__(self, commands, tmp, record=False, missing_programs=()):
         self.expected = [substitute(c, tmp) for c in commands or []]
         self.tmp = tmp
         self.record = record
+        self.missing_programs = set(missing_programs)
         self.seen = []
         self.errors = []
 
     def get_bin_path(self, module, name, required=False, opt_dirs=None):
         if self.record and shutil.which(name) is None and not os.path.isabs(name):
+            self.missing_programs.add(name)
+        if name in self.missing_programs:
             if required:
                 module.fail_json(msg='Failed to find required executable "%s"' % name)
             return None
@@ -126,12 +137,18 @@ class Served(object):
         data = _text(data)
         if self.record:
             env = dict(os.environ, **(environ_update or {}))
+            files = tree(self.tmp)
             proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env,
                                   cwd=cwd, check=False)
             entry = {'argv': argv, 'rc': proc.returncode, 'stdout': proc.stdout,
                      'stderr': proc.stderr}
             if data is not None:
                 entry['data'] = data
+            now = tree(self.tmp)
+            if now - files:
+                entry['creates'] = sorted(now - files)
+            if files - now:
+                entry['removes'] = sorted(files - now)
             self.seen.append(entry)
             rc, out, err = proc.returncode, proc.stdout, proc.stderr
         else:
@@ -147,6 +164,10 @@ class Served(object):
                                                    argv, data))
                 raise UnexpectedCommand(self.errors[-1])
             rc, out, err = want['rc'], want.get('stdout', ''), want.get('stderr', '')
+            make_files(dict((os.path.relpath(p, self.tmp), '') for p in want.get('creates', [])),
+                       self.tmp)
+            for path in want.get('removes', []):
+                os.remove(path)
         if check_rc and rc != 0:
             module.fail_json(msg=err or out, rc=rc, stdout=out, stderr=err, cmd=argv)
         return rc, out, err
@@ -188,10 +209,12 @@ def run_module(name, args, check_mode=False, diff=False, served=None):
 
 def run_case(table, case, tmp, record=False):
     """Run one case; return (result, served). ``tmp`` is a fresh directory."""
-    make_files(case.get('files'), tmp)
+    if not record:
+        make_files(case.get('files'), tmp)
     if table.get('private_ovs') and not record:
         make_files({OVS_SOCKET: ''}, tmp)  # the module checks that the socket exists
-    served = Served(case.get('commands'), tmp, record=record)
+    served = Served(case.get('commands'), tmp, record=record,
+                    missing_programs=case.get('missing_programs', ()))
     result = run_module(table['module'], substitute(case.get('args', {}), tmp),
                         check_mode=case.get('check_mode', False), diff=case.get('diff', False),
                         served=served)
@@ -259,6 +282,7 @@ def record(path, only=None):
                 ovs.start()
             for argv in case.get('teardown', []):
                 _sh(argv, tmp, False)
+            make_files(case.get('files'), tmp)
             for argv in case.get('setup', []):
                 _sh(argv, tmp, True)
             result, served = run_case(table, case, tmp, record=True)
@@ -269,10 +293,11 @@ def record(path, only=None):
                 ovs.stop()
             shutil.rmtree(tmp, ignore_errors=True)
         case['commands'] = substitute(served.seen, tmp, reverse=True)
+        case.pop('missing_programs', None)
+        if served.missing_programs:
+            case['missing_programs'] = sorted(served.missing_programs)
         keep = list(ALWAYS) + [k for k in case.get('result', {}) if k not in ALWAYS]
         case['result'] = dict((k, result[k]) for k in keep if k in result)
-        if not result['failed']:
-            case['result'].pop('msg', None)
         print('%s: %s' % (case['name'], json.dumps(case['result'])[:300]))
     with open(path, 'w') as f:
         f.write(header)
