@@ -26,14 +26,22 @@ from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F40
 # after another on one worker: Open vSwitch's netdev datapath is one per network namespace (a
 # second ovs-vswitchd cannot set up its bridges), QEMU guests and the local lab share the image
 # cache, the lab's fixed device names and the CPU they need to boot in time.
-SERIAL = ('test_bad_input', 'test_hypervisor_role', 'test_ovs_bridge', 'test_ovs_port',
+# The bad-input tables run whole, in order, on one worker each (a case may read what an earlier
+# one wrote); those with OVS join the serial group.
+SERIAL = ('test_hypervisor_role', 'test_ovs_bridge', 'test_ovs_port',
           'test_molecule', 'test_site', 'test_vm_image', 'test_vm_guest', 'test_ecn_dctcp')
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__.rpartition('.')[2] in SERIAL:
+        module = item.module.__name__.rpartition('.')[2]
+        if module in SERIAL:
             item.add_marker(pytest.mark.xdist_group('serial'))
+        elif module == 'test_bad_input':
+            params = item.callspec.params
+            item.add_marker(pytest.mark.xdist_group(
+                'serial' if 'ovs' in params['needs'] else 'bad_input-' + params['table']))
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason='needs root: network namespaces, tc and OVS')
