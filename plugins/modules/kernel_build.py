@@ -350,30 +350,20 @@ from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guar
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
 from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_config as kc
 from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_toolchain as kt
+from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_build_plan as plan
+from ansible_collections.zerodrop.testbed.plugins.module_utils.kernel_build_plan import (
+    DEB_TARGETS, LOG, METADATA, STATE_DIR)
 
-METADATA = 'metadata.json'
-LOG = 'build.log'
-STATE_DIR = '.zerodrop'
 MAKE_VAR_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.\-]*$')
 # No leading '-': make would take the word as an option.
 TARGET_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$')
 CONFIG_TARGET_RE = re.compile(r'^(?:[A-Za-z0-9_][A-Za-z0-9_.\-]*)?config$')
-DEB_TARGETS = ('bindeb-pkg', 'deb-pkg')
-# In-tree build products left out of the tree hash of a source tree that is not a git checkout.
-GENERATED_SUFFIXES = ('.o', '.ko', '.cmd', '.a', '.mod', '.mod.c', '.order', '.symvers', '.tmp',
-                      '.d', '.s', '.lst', '.so', '.dtb', '.builtin', '.modinfo', '.gz', '.xz',
-                      '.lzma', '.lz4', '.zst', '.bin', '.elf', '.map', '.log')
-GENERATED_DIRS = ('generated', 'config', '.tmp_versions', STATE_DIR, 'debian')
 
 
 class BuildError(Exception):
     def __init__(self, msg, **extra):
         super(BuildError, self).__init__(msg)
         self.extra = extra
-
-
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path):
@@ -531,17 +521,7 @@ class KernelBuild(object):
             raise BuildError('jobs: %d is not a number of parallel make jobs: give 1 or more, or '
                              'leave jobs unset for one per CPU' % p['jobs'])
 
-        cc = self.user_vars.get('CC')
-        cross = self.user_vars.get('CROSS_COMPILE', '')
-        llvm = self.user_vars.get('LLVM', '') not in ('', '0')
-        if not cc:
-            cc = 'clang' if llvm else cross + 'gcc'
-        if p['ccache'] and kt.compiler_words(cc)[0] != 'ccache':
-            cc = 'ccache ' + cc
-            self.user_vars['CC'] = cc
-        self.cc = cc
-        self.ld = self.user_vars.get('LD') or ('ld.lld' if llvm else cross + 'ld')
-        self.hostcc = self.user_vars.get('HOSTCC') or ('clang' if llvm else 'gcc')
+        self.cc, self.ld, self.hostcc = plan.programs(self.user_vars, p['ccache'])
         self.check_symbols()
 
     def check_symbols(self):
@@ -640,58 +620,21 @@ class KernelBuild(object):
 
     def source_identity(self):
         if self.p['source_id']:
-            return {'kind': 'given', 'source_id': self.p['source_id'], 'commit': None,
-                    'describe': None, 'dirty': None}
+            return plan.given_identity(self.p['source_id'])
         git = self.module.get_bin_path('git')
         if git and os.path.exists(os.path.join(self.src, '.git')):
             r = self.runner.run(['git', '-C', self.src, 'rev-parse', 'HEAD'], check_rc=False)
             if r.rc == 0:
-                commit = r.stdout.strip()
                 describe = self.runner.run(['git', '-C', self.src, 'describe', '--always',
-                                            '--tags', '--dirty'], check_rc=False).stdout.strip()
+                                            '--tags', '--dirty'], check_rc=False).stdout
                 status = self.runner.run(['git', '-C', self.src, 'status', '--porcelain',
                                           '--untracked-files=no'], check_rc=False).stdout
-                ident = {'kind': 'git', 'commit': commit, 'describe': describe,
-                         'dirty': bool(status.strip())}
-                if ident['dirty']:
+                diff = None
+                if status.strip():
                     diff = self.runner.run(['git', '-C', self.src, 'diff', 'HEAD', '--binary'],
                                            check_rc=False).stdout
-                    ident['diff_sha256'] = sha256_bytes(diff.encode('utf-8', 'replace'))
-                return ident
-        return {'kind': 'tree', 'tree_sha256': self.tree_hash(), 'commit': None,
-                'describe': None, 'dirty': None}
-
-    def tree_hash(self):
-        """Hash of every source file's path, size and mtime (stat only, no reads)."""
-        h = hashlib.sha256()
-        skip_top = {'.git', METADATA, LOG, STATE_DIR}
-        for top, dirs, files in os.walk(self.src):
-            if top == self.obj and self.out_of_tree:
-                dirs[:] = []
-                continue
-            rel_top = os.path.relpath(top, self.src)
-            dirs.sort()
-            if rel_top == '.':
-                dirs[:] = [d for d in dirs if d not in skip_top]
-            if not self.out_of_tree:
-                dirs[:] = [d for d in dirs if d not in GENERATED_DIRS]
-            for name in sorted(files):
-                if rel_top == '.' and (name in skip_top or name.startswith('.config')
-                                       or name.startswith('vmlinux') or name.startswith('.')
-                                       or name in ('System.map', 'Module.symvers')
-                                       or name.startswith('modules.')):
-                    continue
-                if not self.out_of_tree and (name.endswith(GENERATED_SUFFIXES)
-                                             or name.startswith('.')):
-                    continue
-                path = os.path.join(top, name)
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    continue
-                h.update(('%s\0%d\0%d\n' % (os.path.join(rel_top, name), st.st_size,
-                                            st.st_mtime_ns)).encode('utf-8', 'replace'))
-        return h.hexdigest()
+                return plan.git_identity(r.stdout, describe, status, diff)
+        return plan.tree_identity(plan.tree_hash(self.src, self.obj))
 
     def base_content(self):
         if self.base_kind == 'file':
@@ -711,17 +654,11 @@ class KernelBuild(object):
         return self.base.encode('utf-8')
 
     def inputs_fingerprint(self, toolchain, source, base_data):
-        frags = []
-        for path in self.p['config_fragments']:
-            frags.append(sha256_file(path))
-        doc = {
-            'source': source, 'base_kind': self.base_kind, 'base': self.base,
-            'base_sha256': sha256_bytes(base_data), 'fragments': frags,
-            'config': self.inline, 'config_optional': self.optional,
-            'on_unmet': self.p['on_unmet'], 'toolchain': toolchain, 'make_vars': self.user_vars,
-            'targets': self.p['targets'], 'compat': self.p['compat'],
-        }
-        return sha256_bytes(json.dumps(doc, sort_keys=True).encode('utf-8'))
+        return plan.inputs_fingerprint(
+            source, self.base_kind, self.base, base_data,
+            [sha256_file(path) for path in self.p['config_fragments']], self.inline,
+            self.optional, self.p['on_unmet'], toolchain, self.user_vars, self.p['targets'],
+            self.p['compat'])
 
     # ---- make ----
 
@@ -977,68 +914,26 @@ class KernelBuild(object):
                               'before_header': dot_config, 'after_header': dot_config}
         return result
 
-    def execute(self):
-        self.validate()
-        self.check_tools()
-        if not self.p['targets']:
-            return self.configure_only()
-        toolchain = self.toolchain()
-        source = self.source_identity()
-        base_data = self.base_content()
-        inputs_fp = self.inputs_fingerprint(toolchain, source, base_data)
-        prev = self.load_meta()
-        dot_config = os.path.join(self.obj, '.config')
+    def still_built(self, meta, dot_config):
+        """The previous build's .config and artifacts are still there and it is not forced."""
         current = kc.read_config(dot_config) if os.path.isfile(dot_config) else None
+        return plan.still_built(meta, self.p['force'], self.artifacts_present(meta),
+                                kc.config_hash(current) if current is not None else None)
 
-        def unchanged(meta):
-            return (meta and not self.p['force'] and self.artifacts_present(meta)
-                    and current is not None
-                    and kc.config_hash(current) == meta.get('config_sha256'))
+    def would_build(self, prev, inputs_fp):
+        result = self.result(prev or {}, changed=True, built=False)
+        result['msg'] = 'would configure and build'
+        result['diff'] = {'before': self.summary(prev), 'after': {'inputs_fingerprint': inputs_fp}}
+        return result
 
-        if unchanged(prev) and prev.get('inputs_fingerprint') == inputs_fp:
-            return self.result(prev, changed=False, built=False)
-        if self.module.check_mode:
-            result = self.result(prev or {}, changed=True, built=False)
-            result['msg'] = 'would configure and build'
-            result['diff'] = {'before': self.summary(prev),
-                              'after': {'inputs_fingerprint': inputs_fp}}
-            return result
+    def keep_build(self, prev, inputs_fp):
+        """The configured build is the previous one: remember the new inputs, build nothing."""
+        prev['inputs_fingerprint'] = inputs_fp
+        write_atomic(self.meta_path, json.dumps(prev, indent=2, sort_keys=True).encode())
+        return self.result(prev, changed=False, built=False)
 
-        old_bytes, old_stat = self.prepare_build_dir(dot_config)
-        final_bytes, final, unmet = self.configure_verified(
-            dot_config, old_bytes, old_stat, check=self.check_config_requirements)
-
-        compat = []
-        if self.p['compat'] == 'auto':
-            for name, value, reason in kt.compat_vars(self.version, final,
-                                                      toolchain['cc_kind'], self.cc_version,
-                                                      self.ld_version):
-                compat.append({'name': name, 'value': value, 'reason': reason,
-                               'overridden': name in self.user_vars})
-        variables = dict((c['name'], c['value']) for c in compat)
-        variables.update(self.user_vars)
-
-        targets = []
-        skipped_targets = []
-        modules_on = final.get('CONFIG_MODULES') == 'y'
-        image_rel = self.query(self.make_argv(variables, ['image_name'], silent=True))
-        for target in self.p['targets']:
-            if target in ('modules', 'modules_install') and not modules_on:
-                skipped_targets.append(target)
-                continue
-            targets.append(os.path.basename(image_rel) if target == 'image' else target)
-
-        config_sha = kc.config_hash(final)
-        fp_doc = {'source': source, 'config_sha256': config_sha, 'toolchain': toolchain,
-                  'make_vars': variables, 'targets': targets}
-        fingerprint = sha256_bytes(json.dumps(fp_doc, sort_keys=True).encode('utf-8'))
-
-        if (prev and not self.p['force'] and prev.get('fingerprint') == fingerprint
-                and self.artifacts_present(prev) and final_bytes == old_bytes):
-            prev['inputs_fingerprint'] = inputs_fp
-            write_atomic(self.meta_path, json.dumps(prev, indent=2, sort_keys=True).encode())
-            return self.result(prev, changed=False, built=False)
-
+    def run_make(self, variables, targets):
+        """make the targets; what the metadata records of the run."""
         jobs = self.p['jobs'] or os.cpu_count() or 1
         before = self.ccache_stats()
         t0 = time.time()
@@ -1058,32 +953,57 @@ class KernelBuild(object):
         if before is not None and after is not None:
             ccache = kt.ccache_delta(before, after)
             ccache['dir'] = self.env.get('CCACHE_DIR')
+        return {'kernelrelease': kernelrelease, 'jobs': jobs, 'make_command': argv,
+                'build_seconds': round(build_seconds, 1), 'warnings': warnings,
+                'ccache': ccache}, debs
 
-        reproducer = ['cd %s' % shlex.quote(self.src)]
-        env_prefix = ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(self.env.items()))
-        for cmd in self.runner.changes:
-            if cmd and cmd[0] == 'cp' and len(cmd) == 3:
-                reproducer.append(' '.join(shlex.quote(a) for a in cmd))
-            elif cmd and cmd[0] != 'mkdir':
-                reproducer.append(env_prefix + ' ' + ' '.join(shlex.quote(a) for a in cmd))
-        meta = {
-            'kernelrelease': kernelrelease,
-            'kernel_version': '%d.%d.%d%s' % self.version,
-            'source': source, 'source_path': self.src, 'build_dir': self.obj,
-            'config_base': self.base if self.base_kind != 'file' else None,
-            'config_file': self.p['config_file'],
-            'config_fragments': self.p['config_fragments'],
-            'requested_symbols': self.requested, 'unmet': unmet,
-            'skipped_symbols': self.skipped,
-            'config_sha256': config_sha, 'toolchain': toolchain,
-            'make_vars': variables, 'compat_vars': compat, 'targets': targets,
-            'skipped_targets': skipped_targets, 'jobs': jobs,
-            'make_command': argv, 'reproducer': reproducer,
-            'build_seconds': round(build_seconds, 1), 'warnings': warnings, 'ccache': ccache,
-            'build_log': self.log, 'fingerprint': fingerprint, 'inputs_fingerprint': inputs_fp,
-            'built_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        }
-        meta['artifacts'] = self.artifacts(image_rel, debs)
+    def execute(self):
+        self.validate()
+        self.check_tools()
+        if not self.p['targets']:
+            return self.configure_only()
+        toolchain = self.toolchain()
+        source = self.source_identity()
+        inputs_fp = self.inputs_fingerprint(toolchain, source, self.base_content())
+        prev = self.load_meta()
+        dot_config = os.path.join(self.obj, '.config')
+        if self.still_built(prev, dot_config) and prev.get('inputs_fingerprint') == inputs_fp:
+            return self.result(prev, changed=False, built=False)
+        if self.module.check_mode:
+            return self.would_build(prev, inputs_fp)
+
+        old_bytes, old_stat = self.prepare_build_dir(dot_config)
+        final_bytes, final, unmet = self.configure_verified(
+            dot_config, old_bytes, old_stat, check=self.check_config_requirements)
+        compat, variables = plan.compat_plan(self.p['compat'], self.version, final,
+                                             toolchain['cc_kind'], self.cc_version,
+                                             self.ld_version, self.user_vars)
+        image_rel = self.query(self.make_argv(variables, ['image_name'], silent=True))
+        targets, skipped_targets = plan.make_targets(self.p['targets'], image_rel,
+                                                     final.get('CONFIG_MODULES') == 'y')
+        config_sha = kc.config_hash(final)
+        fingerprint = plan.build_fingerprint(source, config_sha, toolchain, variables, targets)
+        if (prev and not self.p['force'] and prev.get('fingerprint') == fingerprint
+                and self.artifacts_present(prev) and final_bytes == old_bytes):
+            return self.keep_build(prev, inputs_fp)
+
+        made, debs = self.run_make(variables, targets)
+        meta = dict(
+            made,
+            kernel_version='%d.%d.%d%s' % self.version,
+            source=source, source_path=self.src, build_dir=self.obj,
+            config_base=self.base if self.base_kind != 'file' else None,
+            config_file=self.p['config_file'],
+            config_fragments=self.p['config_fragments'],
+            requested_symbols=self.requested, unmet=unmet,
+            skipped_symbols=self.skipped,
+            config_sha256=config_sha, toolchain=toolchain,
+            make_vars=variables, compat_vars=compat, targets=targets,
+            skipped_targets=skipped_targets,
+            reproducer=plan.reproducer(self.src, self.env, self.runner.changes),
+            build_log=self.log, fingerprint=fingerprint, inputs_fingerprint=inputs_fp,
+            built_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            artifacts=self.artifacts(image_rel, debs))
         write_atomic(self.meta_path, json.dumps(meta, indent=2, sort_keys=True).encode('utf-8'))
         result = self.result(meta, changed=True, built=True)
         result['diff'] = {'before': self.summary(prev), 'after': self.summary(meta)}
