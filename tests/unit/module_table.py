@@ -182,12 +182,15 @@ def run_module(name, args, check_mode=False, diff=False, served=None):
     args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff,
                 _ansible_remote_tmp='/tmp', _ansible_keep_remote_files=False)
     out = io.StringIO()
-    patches = [
-        (basic.AnsibleModule, 'run_command',
-         lambda self, *a, **kw: served.run_command(self, *a, **kw)),
-        (basic.AnsibleModule, 'get_bin_path',
-         lambda self, *a, **kw: served.get_bin_path(self, *a, **kw)),
-    ]
+
+    def run_command(self, *a, **kw):
+        return served.run_command(self, *a, **kw)
+
+    def get_bin_path(self, *a, **kw):
+        return served.get_bin_path(self, *a, **kw)
+
+    patches = [(basic.AnsibleModule, 'run_command', run_command),
+               (basic.AnsibleModule, 'get_bin_path', get_bin_path)]
     saved = [(obj, attr, getattr(obj, attr)) for obj, attr, dummy in patches]
     try:
         for obj, attr, value in patches:
