@@ -1250,3 +1250,108 @@ def tree_order(qdiscs):
     for q in sorted((q for q in qdiscs if id(q) not in placed), key=key):
         place(q)
     return out
+
+
+# --- ingress redirect to an ifb -----------------------------------------------------------------
+# A device's ingress traffic cannot be queued; shaping it means redirecting it to an ifb device
+# whose root qdisc does the shaping. The redirect is an ingress qdisc plus a u32 filter matching
+# every packet with the action `mirred egress redirect dev IFB`.
+
+FILTER_READ_ARGV = ['tc', '-j', 'filter', 'show', 'ingress', 'dev']
+REDIRECT_PREF = 49152  # the preference the kernel gives the first filter of a block
+
+
+def redirect_argv(device, target, pref):
+    """``filter add ...`` (without the leading 'tc') of the match-all redirect to ``target``."""
+    return ['filter', 'add', 'dev', device, 'ingress', 'protocol', 'all', 'pref', str(pref),
+            'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev',
+            target]
+
+
+def parse_filters(data):
+    """Redirecting filters of ``tc -j filter show ingress dev DEV`` (parsed JSON or its text):
+    [{pref, protocol, kind, match_all, direction, to}], one per mirred redirect action."""
+    if isinstance(data, str):
+        text = data.strip()
+        data = json.loads(text) if text else []
+    out = []
+    for item in data or []:
+        options = item.get('options') or {}
+        match = options.get('match')
+        if item.get('kind') == 'matchall':
+            match_all = True
+        else:
+            match_all = (item.get('kind') == 'u32' and isinstance(match, dict)
+                         and str(match.get('mask')) == '0' and str(match.get('value')) == '0')
+        for action in options.get('actions') or []:
+            if action.get('kind') != 'mirred' or action.get('mirred_action') != 'redirect':
+                continue
+            out.append({'pref': item.get('pref'), 'protocol': item.get('protocol'),
+                        'kind': item.get('kind'), 'match_all': match_all,
+                        'direction': action.get('direction'), 'to': action.get('to_dev')})
+    return sorted(out, key=lambda f: (f['pref'] or 0, f['to'] or ''))
+
+
+def is_wanted_redirect(entry, target):
+    return (entry['to'] == target and entry['match_all'] and entry['direction'] == 'egress'
+            and entry['protocol'] == 'all')
+
+
+def ingress_kind(qdiscs):
+    """'ingress' or 'clsact' when the device has one (parsed ``parse_show`` list), else None."""
+    for q in qdiscs:
+        if q['parent'] in ('ingress', 'clsact') or q['kind'] in ('ingress', 'clsact'):
+            return q['kind']
+    return None
+
+
+def filter_prefs(data):
+    """The preferences of every filter in ``tc -j filter show`` output, redirecting or not."""
+    if isinstance(data, str):
+        text = data.strip()
+        data = json.loads(text) if text else []
+    return sorted(set(item.get('pref') for item in data or [] if item.get('pref') is not None))
+
+
+def plan_redirect(device, target, qdiscs, filters, state='present', pref=REDIRECT_PREF,
+                  prefs=None):
+    """The tc operations for the redirect and the state they lead to.
+
+    ``qdiscs`` from ``parse_show``, ``filters`` from ``parse_filters``, ``prefs`` from
+    ``filter_prefs`` (the ingress qdisc is only deleted when no filter at all is left). Returns
+    (ops, after) with ops a list of (argv without 'tc', reason) and after
+    {'ingress': kind or None, 'redirects': [...]} as it will read back.
+    """
+    ops = []
+    ingress = ingress_kind(qdiscs)
+    redirects = [dict(f) for f in filters]
+    if state == 'present':
+        if ingress is None:
+            ops.append((['qdisc', 'add', 'dev', device, 'ingress'], 'no ingress qdisc'))
+            ingress = 'ingress'
+        have = [f for f in redirects if is_wanted_redirect(f, target)]
+        stray = sorted(set(f['pref'] for f in redirects if not is_wanted_redirect(f, target)))
+        for stray_pref in stray:
+            others = sorted(set(f['to'] for f in redirects if f['pref'] == stray_pref))
+            ops.append((['filter', 'del', 'dev', device, 'ingress', 'pref', str(stray_pref)],
+                        'the filter at pref %s redirects elsewhere or not every packet (to %s)'
+                        % (stray_pref, ', '.join(str(o) for o in others))))
+        redirects = [f for f in redirects if f['pref'] not in stray]
+        if not [f for f in have if f['pref'] not in stray]:
+            ops.append((redirect_argv(device, target, pref),
+                        'no filter redirects the ingress of %s to %s' % (device, target)))
+            redirects.append({'pref': pref, 'protocol': 'all', 'kind': 'u32', 'match_all': True,
+                              'direction': 'egress', 'to': target})
+    else:
+        gone = sorted(set(f['pref'] for f in redirects if f['to'] == target))
+        for gone_pref in gone:
+            ops.append((['filter', 'del', 'dev', device, 'ingress', 'pref', str(gone_pref)],
+                        'the filter at pref %s redirects to %s' % (gone_pref, target)))
+        redirects = [f for f in redirects if f['pref'] not in gone]
+        left = set(prefs if prefs is not None else (f['pref'] for f in filters)) - set(gone)
+        if gone and not left and ingress == 'ingress':
+            ops.append((['qdisc', 'del', 'dev', device, 'ingress'],
+                        'the ingress qdisc holds no redirect any more'))
+            ingress = None
+    redirects.sort(key=lambda f: (f['pref'] or 0, f['to'] or ''))
+    return ops, {'ingress': ingress, 'redirects': redirects}

@@ -488,3 +488,77 @@ def test_tree_order_puts_parents_first():
     qdiscs = load('host-pfifo-auto-handle-ingress.json')[::-1] + load('host-seed-tbf-bfifo.json')[::-1]
     ordered = [(q['kind'], q['parent']) for q in tc.tree_order(qdiscs)]
     assert ordered == [('pfifo', 'root'), ('tbf', 'root'), ('bfifo', '1:1'), ('ingress', 'ingress')]
+
+
+# --- ingress redirect ---------------------------------------------------------------------------
+
+def filter_fixture(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return f.read()
+
+
+REDIRECT_TO_IFB0 = {'pref': 49152, 'protocol': 'all', 'kind': 'u32', 'match_all': True,
+                    'direction': 'egress', 'to': 'ifb0'}
+
+
+def test_parse_filters_keeps_one_entry_per_redirect_action():
+    assert tc.parse_filters(filter_fixture('host-filter-none.json')) == []
+    assert tc.parse_filters(filter_fixture('host-filter-redirect.json')) == [REDIRECT_TO_IFB0]
+    mixed = tc.parse_filters(filter_fixture('host-filter-mixed.json'))
+    assert mixed == [{'pref': 10, 'protocol': 'ip', 'kind': 'u32', 'match_all': False,
+                      'direction': 'egress', 'to': 'ifb1'}, REDIRECT_TO_IFB0]
+    assert tc.filter_prefs(filter_fixture('host-filter-mixed.json')) == [10, 12, 49152]
+
+
+def test_plan_redirect_from_nothing_adds_qdisc_and_filter():
+    ops, after = tc.plan_redirect('v0', 'ifb0', load('host-veth-default.json'), [])
+    assert [op[0] for op in ops] == [
+        ['qdisc', 'add', 'dev', 'v0', 'ingress'],
+        ['filter', 'add', 'dev', 'v0', 'ingress', 'protocol', 'all', 'pref', '49152', 'u32',
+         'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'ifb0']]
+    assert after == {'ingress': 'ingress', 'redirects': [REDIRECT_TO_IFB0]}
+
+
+def test_plan_redirect_already_there_is_nothing_to_do():
+    qdiscs = load('host-pfifo-auto-handle-ingress.json')
+    filters = tc.parse_filters(filter_fixture('host-filter-redirect.json'))
+    ops, after = tc.plan_redirect('v0', 'ifb0', qdiscs, filters)
+    assert ops == [] and after == {'ingress': 'ingress', 'redirects': filters}
+
+
+def test_plan_redirect_on_clsact_keeps_clsact():
+    ops, after = tc.plan_redirect('v0', 'ifb0', load('host-htb-clsact.json'), [])
+    assert [op[0][:2] for op in ops] == [['filter', 'add']]
+    assert after['ingress'] == 'clsact'
+
+
+def test_plan_redirect_deletes_a_partial_redirect_elsewhere():
+    qdiscs = load('host-pfifo-auto-handle-ingress.json')
+    data = filter_fixture('host-filter-mixed.json')
+    ops, after = tc.plan_redirect('v0', 'ifb0', qdiscs, tc.parse_filters(data),
+                                  prefs=tc.filter_prefs(data))
+    assert [op[0] for op in ops] == [['filter', 'del', 'dev', 'v0', 'ingress', 'pref', '10']]
+    assert 'to ifb1' in ops[0][1]
+    assert after['redirects'] == [REDIRECT_TO_IFB0]
+
+
+def test_plan_redirect_absent_keeps_the_qdisc_while_other_filters_remain():
+    qdiscs = load('host-pfifo-auto-handle-ingress.json')
+    data = filter_fixture('host-filter-mixed.json')
+    ops, after = tc.plan_redirect('v0', 'ifb0', qdiscs, tc.parse_filters(data), state='absent',
+                                  prefs=tc.filter_prefs(data))
+    assert [op[0] for op in ops] == [['filter', 'del', 'dev', 'v0', 'ingress', 'pref', '49152']]
+    assert after['ingress'] == 'ingress' and [f['to'] for f in after['redirects']] == ['ifb1']
+
+
+def test_plan_redirect_absent_deletes_the_emptied_ingress_qdisc():
+    qdiscs = load('host-pfifo-auto-handle-ingress.json')
+    data = filter_fixture('host-filter-redirect.json')
+    ops, after = tc.plan_redirect('v0', 'ifb0', qdiscs, tc.parse_filters(data), state='absent',
+                                  prefs=tc.filter_prefs(data))
+    assert [op[0] for op in ops] == [
+        ['filter', 'del', 'dev', 'v0', 'ingress', 'pref', '49152'],
+        ['qdisc', 'del', 'dev', 'v0', 'ingress']]
+    assert after == {'ingress': None, 'redirects': []}
+    assert tc.plan_redirect('v0', 'ifb0', load('host-veth-default.json'), [],
+                            state='absent') == ([], {'ingress': None, 'redirects': []})
