@@ -240,6 +240,8 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
+from ansible_collections.zerodrop.testbed.plugins.module_utils import iplink
+from ansible_collections.zerodrop.testbed.plugins.module_utils.iplink import route_family
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import (
     device_name, errors as real_errors, path_component)
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import (
@@ -267,19 +269,6 @@ def sysctl_text(value):
     if isinstance(value, (list, tuple)):
         return ' '.join(sysctl_text(v) for v in value)
     return ' '.join(str(value).split())
-
-
-def family(address):
-    return 'inet6' if address.version == 6 else 'inet'
-
-
-def route_family(route):
-    """'inet' or 'inet6' for a requested route (a default route takes its gateway's family)."""
-    if route['to'] != 'default':
-        return family(ipaddress.ip_network(route['to'], strict=False))
-    if route.get('via'):
-        return family(ipaddress.ip_address(route['via']))
-    return 'inet'
 
 
 def validate(params):
@@ -431,30 +420,13 @@ class NetnsHost(object):
         return any(entry.get('name') == self.ns for entry in names)
 
     def links_in(self, netns):
-        argv = ['ip', '-d', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show']
-        links = {}
-        for entry in self.root.json(argv) or []:
-            addrs = sorted('%s/%s' % (a['local'], a['prefixlen']) for a in entry.get('addr_info', [])
-                           if a.get('scope') == 'global')
-            links[entry['ifname']] = {
-                'addresses': addrs, 'mtu': entry.get('mtu'),
-                'up': 'UP' in entry.get('flags', []), 'master': entry.get('master'),
-                'kind': (entry.get('linkinfo') or {}).get('info_kind'),
-                'min_mtu': entry.get('min_mtu'), 'max_mtu': entry.get('max_mtu')}
-        return links
+        return iplink.read_links(self.root, netns)
 
     def route_table(self):
         """Routes of the main table, both families: to, via, dev (+ family, protocol)."""
-        routes = []
-        for flag, fam in (('-4', 'inet'), ('-6', 'inet6')):
-            for r in self.root.json(['ip', '-j', flag, '-n', self.ns, 'route', 'show']) or []:
-                routes.append({'to': r.get('dst'), 'via': r.get('gateway'), 'dev': r.get('dev'),
-                               'family': fam, 'protocol': r.get('protocol')})
-        return routes
+        return iplink.read_routes(self.root, self.ns)
 
-    @staticmethod
-    def public_routes(routes):
-        return [dict((k, r[k]) for k in ('to', 'via', 'dev')) for r in routes]
+    public_routes = staticmethod(iplink.public_routes)
 
     def sysctl(self, key):
         result = self.inside.run(['sysctl', '-n', key], check_rc=False)
@@ -724,15 +696,7 @@ class NetnsHost(object):
                             undo=['sysctl', '-q', '-w', '%s=%s' % (key, old)]
                             if old is not None else None)
 
-    @staticmethod
-    def route_args(verb, route, fam=None):
-        fam = fam or route_family(route)
-        argv = (['-6'] if fam == 'inet6' else []) + ['route', verb, route['to']]
-        if route.get('via'):
-            argv += ['via', route['via']]
-        if route.get('dev'):
-            argv += ['dev', route['dev']]
-        return argv
+    route_args = staticmethod(iplink.route_args)
 
     def route_undo(self, route, current):
         fam = route_family(route)
@@ -820,25 +784,8 @@ class NetnsHost(object):
                                              'on' if state else 'off'], netns)
                             if keep and state is not None else None)
 
-    @staticmethod
-    def normal_to(to):
-        if to == 'default':
-            return to
-        to = str(ipaddress.ip_network(to, strict=False))
-        if to.endswith('/32') or to.endswith('/128'):
-            to = to.rsplit('/', 1)[0]
-        return to
-
-    @classmethod
-    def route_present(cls, route, current):
-        to = cls.normal_to(route['to'])
-        fam = route_family(route)
-        for r in current:
-            if r['to'] == to and r.get('family', fam) == fam \
-                    and (not route.get('via') or r['via'] == route['via']) \
-                    and (not route.get('dev') or r['dev'] == route['dev']):
-                return True
-        return False
+    normal_to = staticmethod(iplink.normal_to)
+    route_present = staticmethod(iplink.route_present)
 
     # --- rolling back --------------------------------------------------------------------
     def roll_back(self, before, routes):
