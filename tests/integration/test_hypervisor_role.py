@@ -398,7 +398,7 @@ QDISCS_PLAY = """
 
 
 @pytest.mark.root
-def test_ingress_shaping_is_an_ifb_tbf_and_a_redirect_and_idempotent(playbook):
+def test_ingress_shaping_is_an_ifb_tbf_and_a_redirect_then_torn_down(playbook, tmp_path):
     tag = uuid.uuid4().hex[:5]
     tap, ifb = 'ztt' + tag, 'zti' + tag
     nic = {'tap': tap, 'qdisc': [],
@@ -429,6 +429,13 @@ def test_ingress_shaping_is_an_ifb_tbf_and_a_redirect_and_idempotent(playbook):
 
         again = playbook(QDISCS_PLAY, extra_vars=variables)
         assert again.rc == 0 and not again.changed, again
+
+        state = tmp_path / 'state.json'
+        state.write_text(json.dumps({'version': 1, 'taps': [tap], 'ifbs': [ifb]}))
+        down = playbook(TEARDOWN_PLAY, extra_vars=dict(_base(tmp_path)))
+        assert down.rc == 0, down
+        assert not _link_exists(tap) and not _link_exists(ifb)
+        assert not state.exists()
     finally:
         subprocess.run(['ip', 'link', 'del', tap], capture_output=True, check=False)
         subprocess.run(['ip', 'link', 'del', ifb], capture_output=True, check=False)
