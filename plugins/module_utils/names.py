@@ -33,9 +33,9 @@ def path_component(field, value, pattern=COMPONENT_SAFE,
         return '%s %r contains "/": give one name, not a path' % (field, text)
     if text.startswith('-'):
         return '%s %r starts with "-" (it would read as an option): rename it' % (field, text)
-    if len(text.encode('utf-8')) > COMPONENT_MAX:
-        return '%s is %d bytes long: a name has at most %d' % (field, len(text.encode('utf-8')),
-                                                            COMPONENT_MAX)
+    size = len(text.encode('utf-8'))
+    if size > COMPONENT_MAX:
+        return '%s is %d bytes long: a name has at most %d' % (field, size, COMPONENT_MAX)
     if not pattern.match(text):
         return '%s %r: use %s only' % (field, text, allowed)
     return None

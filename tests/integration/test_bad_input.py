@@ -154,6 +154,7 @@ def scenes(tmp_path_factory):
             # two private OVS instances cannot share the netdev datapath: one table's at a time
             while ovs_daemons:
                 ovs_daemons.pop().stop()
+
             def ovs_factory():
                 from lib.ovs import PrivateOVS
                 daemons = PrivateOVS(str(tmp_path_factory.mktemp('ovs-' + table)))
@@ -180,7 +181,8 @@ def run_module(name, args, check, workdir):
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     proc = subprocess.run([sys.executable, '-m',
                            'ansible_collections.zerodrop.testbed.plugins.modules.' + name, path],
-                          capture_output=True, text=True, env=env, cwd=workdir, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+                          check=False)
     os.unlink(path)
     try:
         result = json.loads(proc.stdout[proc.stdout.index('{'):])
