@@ -111,6 +111,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils.flow_probe import TOOLS
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import path_component
+from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 RESERVED = ('mode', 'flows', 'rep')
 SAFE = re.compile(r'^[A-Za-z0-9_.:+-]+$')
@@ -243,13 +244,10 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     results_dir = os.path.abspath(p['results_dir'])
-    existing = results_dir
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        module.fail_json(msg='results_dir %s: %s is not a directory; give a directory path'
-                         % (results_dir, existing))
     root = os.path.join(results_dir, p['name'], stamp)
+    problem = None if os.path.isdir(root) else directory_problem('results_dir', results_dir)
+    if problem:
+        module.fail_json(msg=problem)
     for run in runs:
         run['dir'] = os.path.join(root, run['relpath'])
     changed = not os.path.isdir(root)
