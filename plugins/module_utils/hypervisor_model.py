@@ -498,7 +498,10 @@ class Model(object):
 
 
 def build(vms, bridges, options, settings=None):
-    """The model ``{'vms', 'bridges', 'errors'}`` of ``vms``/``bridges``.
+    """The model ``{'vms', 'bridges', 'errors', 'nics_ingress'}`` of ``vms``/``bridges``.
+
+    ``nics_ingress`` lists the NICs (of every VM, in order) whose ingress is shaped: the loop of
+    the role's ifb shapers and redirects.
 
     ``options`` is the role's argument spec (``argument_specs.main.options``), the source of
     every default; ``settings`` the role variables of SETTINGS and PATH_SETTINGS (a missing one
@@ -516,4 +519,5 @@ def build(vms, bridges, options, settings=None):
     model.add_bridges(bridges)
     model.add_vms(vms)
     model.check_shared()
-    return {'vms': model.vms, 'bridges': model.bridges, 'errors': model.errors}
+    return {'vms': model.vms, 'bridges': model.bridges, 'errors': model.errors,
+            'nics_ingress': [nic for vm in model.vms for nic in vm['nics'] if nic['ingress']]}

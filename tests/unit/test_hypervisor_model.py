@@ -54,10 +54,14 @@ def errors(vms, bridges=None, **settings):
 @pytest.mark.parametrize('path', RECORDED, ids=[os.path.basename(p)[:-5] for p in RECORDED])
 def test_model_is_what_the_jinja_template_made(path):
     """The inputs of the local lab, molecule, both inventories and an every-option case give
-    the model recorded from model.json.j2 (the template this module replaced)."""
+    the model recorded from model.json.j2 (the template this module replaced), plus nics_ingress:
+    what the role's vars/main.yml derived from it (the shaped NICs of every VM, in order)."""
     with open(path) as f:
         recorded = json.load(f)
-    assert build(recorded['vms'], recorded['bridges'], **recorded['settings']) == recorded['model']
+    model = build(recorded['vms'], recorded['bridges'], **recorded['settings'])
+    assert model.pop('nics_ingress') == [nic for vm in recorded['model']['vms'] for nic in vm['nics']
+                                         if nic['ingress']]
+    assert model == recorded['model']
 
 
 def test_typical_vm_model():
@@ -71,6 +75,7 @@ def test_typical_vm_model():
                   hypervisor_rundir='/run/vms', hypervisor_logdir='/log', hypervisor_ssh_key='/key')
     assert model == {
         'errors': [],
+        'nics_ingress': [],
         'bridges': [{'name': 'br0', 'type': 'ovs', 'addresses': [], 'routes': [], 'uplink': None,
                      'fail_mode': None, 'other_config': {}, 'external_ids': {},
                      'ports': ['zmhv-tap0']}],
@@ -106,6 +111,16 @@ def test_derived_names_and_ingress_defaults():
     assert (second['id'], second['tap']) == ('net1', 't-vm1-1')
     assert second['ingress'] == {'ifb': 'ifb7', 'rate': '1gbit', 'burst': '64k', 'limit': 1000}
     assert model['bridges'][0]['ports'] == ['t-vm1-0', 't-vm1-1']
+
+
+def test_nics_ingress_are_the_shaped_nics_of_every_vm_in_order():
+    model = build([vm('a', nics=[nic(), nic(mac='52:54:00:12:34:58', ingress={'rate': '30mbit'})]),
+                   vm('b', nics=[nic(mac='52:54:00:12:34:59', tap='tb', ingress={'rate': '1gbit'})]),
+                   vm('c', nics=[nic(mac='52:54:00:12:34:5a')])])
+    assert model['errors'] == []
+    assert [(n['tap'], n['ingress']['ifb'], n['ingress']['rate']) for n in model['nics_ingress']] == [
+        ('t-a-1', 'it-a-1', '30mbit'), ('tb', 'itb', '1gbit')]
+    assert model['nics_ingress'][0] == model['vms'][0]['nics'][1]
 
 
 def test_mac_is_lower_cased_and_numbers_given_as_text_are_numbers():
@@ -165,7 +180,8 @@ def test_filter_reads_the_role_spec_and_takes_role_variables():
     vms = [vm(nics=[nic(ingress={'rate': '30mbit'})])]
     assert (model_filter.model(vms, BRIDGES, hypervisor_rundir='/r')
             == hypervisor_model.build(vms, BRIDGES, OPTIONS, {'hypervisor_rundir': '/r'}))
-    assert model_filter.model([], None) == {'vms': [], 'bridges': [], 'errors': []}
+    assert model_filter.model([], None) == {'vms': [], 'bridges': [], 'errors': [],
+                                            'nics_ingress': []}
 
 
 def test_filter_refuses_an_unknown_setting():
