@@ -109,6 +109,7 @@ import resource
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe
+from ansible_collections.zerodrop.testbed.plugins.module_utils import sysctl_live
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors, path_component
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner, CommandError
@@ -125,7 +126,7 @@ def first_line(text):
 VERSION_ARGS = {'iperf3': ['--version'], 'iperf2': ['-v'], 'neper': ['--nolog', '--version']}
 
 
-def tool_versions(module, bin_dir):
+def tool_versions(runner, bin_dir):
     """``(versions, paths)``: each tool from bin_dir, else as flow_run finds it."""
     versions, paths = {}, {}
     for tool, args in VERSION_ARGS.items():
@@ -137,8 +138,8 @@ def tool_versions(module, bin_dir):
         if not path:
             versions[tool] = None
             continue
-        rc, out, err = module.run_command([path] + args, environ_update={'LC_ALL': 'C'})
-        versions[tool] = first_line(out) or first_line(err)
+        result = runner.run([path] + args, check_rc=False)
+        versions[tool] = first_line(result.stdout) or first_line(result.stderr)
     return versions, paths
 
 
@@ -152,20 +153,20 @@ def devices(runner):
                 for link in links if isinstance(link, dict) and link.get('ifname'))
 
 
-def ovs_config(module, database):
+def ovs_config(module, runner, database):
     if not module.get_bin_path('ovs-vsctl'):
         return None
-    base = [module.get_bin_path('ovs-vsctl'), '--timeout=5', '--format=json']
+    base = ['ovs-vsctl', '--timeout=5', '--format=json']
     if database:
         base.insert(1, '--db=%s' % database)
     found = {}
     for table, columns in (('Bridge', 'name,datapath_type,ports,other_config'),
                            ('Port', 'name,interfaces,qos,tag,other_config'),
                            ('Interface', 'name,type,options,ofport')):
-        rc, out, err = module.run_command(base + ['--columns=' + columns, 'list', table])
-        if rc != 0:
+        result = runner.run(base + ['--columns=' + columns, 'list', table], check_rc=False)
+        if result.rc != 0:
             return None
-        found[table.lower()] = json.loads(out)
+        found[table.lower()] = json.loads(result.stdout)
     return found
 
 
@@ -201,13 +202,15 @@ def main():
     )
     p = module.params
     problems = errors(path_component('netns', p['netns']) if p['netns'] is not None else None,
-                      *[flow_probe.sysctl_key_problem('sysctls', key) for key in p['sysctls']])
+                      *[sysctl_live.key_problem('sysctls', key) for key in p['sysctls']])
     if not problems and p['netns'] is not None and not flow_probe.netns_exists(p['netns']):
         problems.append('netns %s does not exist (ip netns list): give an existing namespace or '
                         'unset netns' % p['netns'])
     if problems:
         module.fail_json(msg='; '.join(problems))
     runner = Runner(module, netns=p['netns'])
+    # the tools and Open vSwitch are the machine's, read from the root namespace
+    host = Runner(module)
     with Guard(module, runner) as guard:
         guard.doing('read the kernel release', '/proc/sys/kernel/osrelease')
         with open('/proc/sys/kernel/osrelease') as f:
@@ -217,10 +220,7 @@ def main():
             version = f.read().strip()
         build = kernel_build(module, p['kernel_metadata_paths'])
         guard.doing('read the sysctls')
-        sysctls = {}
-        for key in p['sysctls']:
-            result = runner.run(['sysctl', '-n', key], check_rc=False)
-            sysctls[key] = ' '.join(result.stdout.split()) if result.rc == 0 else None
+        sysctls = sysctl_live.read_all(runner, p['sysctls'])
         guard.doing('read the qdiscs')
         try:
             qdiscs = runner.json(['tc', '-j', 'qdisc', 'show']) or []
@@ -228,11 +228,11 @@ def main():
             runner.fail('cannot read the qdiscs: %s' % e, error=e)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         guard.doing('read the traffic tools\' versions', p['bin_dir'])
-        versions, paths = tool_versions(module, p['bin_dir'])
+        versions, paths = tool_versions(host, p['bin_dir'])
         guard.doing('read the devices')
         links = devices(runner)
         guard.doing('read the Open vSwitch configuration', p['ovs_database'])
-        ovs = ovs_config(module, p['ovs_database'])
+        ovs = ovs_config(module, host, p['ovs_database'])
     module.exit_json(
         changed=False,
         kernel={'release': release, 'version': version, 'build': build},

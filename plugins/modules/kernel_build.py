@@ -338,9 +338,7 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -425,7 +423,6 @@ class KernelBuild(object):
     def __init__(self, module):
         self.module = module
         self.p = module.params
-        self.runner = Runner(module)
         self.started = time.time()
         self.src = os.path.realpath(self.p['source'])
         self.obj = os.path.realpath(self.p['build_dir']) if self.p['build_dir'] else self.src
@@ -437,6 +434,9 @@ class KernelBuild(object):
         self.env = {'LC_ALL': 'C', 'LANG': 'C'}
         if self.p['ccache'] and self.p['ccache_dir']:
             self.env['CCACHE_DIR'] = self.p['ccache_dir']
+        # check_mode=False: check mode of targets: [] configures a trial directory for real
+        # (configure_trial); every other change is behind an explicit check_mode test.
+        self.runner = Runner(module, env=self.env, check_mode=False)
 
     # ---- validation (nothing is changed before all of it passed) ----
 
@@ -673,24 +673,21 @@ class KernelBuild(object):
         argv += ['%s=%s' % (k, variables[k]) for k in sorted(variables)]
         return argv + list(targets)
 
-    def run(self, argv, **kwargs):
+    def run(self, argv, cwd=None):
         """A state-changing short command with the build environment."""
-        full = self.runner.argv(argv)
-        self.runner.changes.append(full)
-        rc, out, err = self.module.run_command(full, check_rc=False, environ_update=self.env,
-                                               cwd=kwargs.get('cwd'))
-        if rc != 0:
-            detail = (err or out).strip()[-3000:]
-            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(full), rc, detail),
-                             cmd=full, rc=rc, stdout=out[-5000:], stderr=err[-5000:])
-        return out
+        r = self.runner.run(argv, changes=True, check_rc=False, cwd=cwd)
+        if r.rc != 0:
+            detail = (r.stderr or r.stdout).strip()[-3000:]
+            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(r.argv), r.rc, detail),
+                             cmd=r.argv, rc=r.rc, stdout=r.stdout[-5000:], stderr=r.stderr[-5000:])
+        return r.stdout
 
     def query(self, argv):
-        full = self.runner.argv(argv)
-        rc, out, err = self.module.run_command(full, check_rc=False, environ_update=self.env)
-        if rc != 0:
-            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(full), rc, (err or out).strip()))
-        lines = [line for line in out.splitlines() if line.strip() and 'directory' not in line]
+        r = self.runner.run(argv, check_rc=False)
+        if r.rc != 0:
+            raise BuildError("'%s' failed (rc=%s): %s" % (' '.join(r.argv), r.rc,
+                                                          (r.stderr or r.stdout).strip()))
+        lines = [line for line in r.stdout.splitlines() if line.strip() and 'directory' not in line]
         return lines[-1].strip() if lines else ''
 
     def kconfig(self):
@@ -736,20 +733,13 @@ class KernelBuild(object):
     def ccache_stats(self):
         if kt.compiler_words(self.cc)[0] != 'ccache':
             return None
-        rc, out, dummy = self.module.run_command(['ccache', '--print-stats'], check_rc=False,
-                                                 environ_update=self.env)
-        return kt.parse_ccache_stats(out) if rc == 0 else None
+        r = self.runner.run(['ccache', '--print-stats'], check_rc=False)
+        return kt.parse_ccache_stats(r.stdout) if r.rc == 0 else None
 
     def build(self, variables, targets, jobs):
-        argv = self.runner.argv(self.make_argv(variables, targets, jobs=jobs))
-        self.runner.changes.append(argv)
-        env = dict(os.environ)
-        env.update(self.env)
-        with open(self.log, 'wb') as log:
-            log.write(('$ %s\n' % ' '.join(shlex.quote(a) for a in argv)).encode('utf-8'))
-            log.flush()
-            rc = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 stdin=subprocess.DEVNULL)
+        made = self.runner.run(self.make_argv(variables, targets, jobs=jobs), changes=True,
+                               check_rc=False, log=self.log)
+        argv, rc = made.argv, made.rc
         if rc != 0:
             with open(self.log, 'r', errors='replace') as f:
                 lines = f.read().splitlines()

@@ -241,6 +241,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils import iplink
+from ansible_collections.zerodrop.testbed.plugins.module_utils import sysctl_live
 from ansible_collections.zerodrop.testbed.plugins.module_utils.iplink import route_family
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import (
     device_name, errors as real_errors, path_component)
@@ -259,16 +260,6 @@ INTEGERS = re.compile(r'^-?[0-9]+(\s+-?[0-9]+)*$')
 
 def sysctl_path(key):
     return '/proc/sys/' + '/'.join(part.replace('/', '.') for part in key.split('.'))
-
-
-def sysctl_text(value):
-    """A sysctl value as it is written and read back: true/false as 1/0, a list of numbers
-    space-separated, whitespace runs as one space."""
-    if isinstance(value, bool):
-        return '1' if value else '0'
-    if isinstance(value, (list, tuple)):
-        return ' '.join(sysctl_text(v) for v in value)
-    return ' '.join(str(value).split())
 
 
 def validate(params):
@@ -380,13 +371,7 @@ def validate(params):
             errors.append("sysctls.%s: only the per-namespace net.* sysctls can be set here" % key)
         elif not SYSCTL_KEY.match(key):
             errors.append("sysctls.%s: not a sysctl name (dotted, e.g. net.ipv4.tcp_ecn)" % key)
-        if value is None or isinstance(value, dict) or (
-                isinstance(value, (list, tuple)) and
-                any(isinstance(v, (list, tuple, dict)) or v is None for v in value)):
-            errors.append("sysctls.%s: give a number or a word (or a list of numbers), not %s"
-                          % (key, 'nothing' if value is None else json.dumps(value)))
-        elif '\n' in str(value):
-            errors.append("sysctls.%s: a value is one line" % key)
+        errors.append(sysctl_live.value_problem('sysctls', key, value))
     return real_errors(*errors)
 
 
@@ -428,10 +413,6 @@ class NetnsHost(object):
 
     public_routes = staticmethod(iplink.public_routes)
 
-    def sysctl(self, key):
-        result = self.inside.run(['sysctl', '-n', key], check_rc=False)
-        return sysctl_text(result.stdout) if result.rc == 0 else None
-
     def tx_offload(self, dev, netns=None):
         out = self.root.run(netns_argv(['ethtool', '-k', dev], netns)).stdout
         for line in out.splitlines():
@@ -449,7 +430,7 @@ class NetnsHost(object):
                           for k, v in links.items() if k != 'lo' or 'lo' in listed),
             'lo_up': links.get('lo', {}).get('up', False),
             'routes': self.public_routes(self.route_table()),
-            'sysctls': dict((k, self.sysctl(k)) for k in sorted(self.p['sysctls'])),
+            'sysctls': sysctl_live.read_all(self.inside, self.p['sysctls']),
         }
 
     def predicted(self):
@@ -460,7 +441,7 @@ class NetnsHost(object):
             'addresses': sorted(str(ipaddress.ip_interface(a)) for a in link['addresses']),
             'mtu': link.get('mtu'), 'up': True}) for link in self.p['links'])
         return {'links': links, 'lo_up': True, 'routes': self.p['routes'],
-                'sysctls': dict((k, sysctl_text(v)) for k, v in self.p['sysctls'].items())}
+                'sysctls': dict((k, sysctl_live.text(v)) for k, v in self.p['sysctls'].items())}
 
     # --- checks before the first change --------------------------------------------------
     def peer_links(self, root_links):
@@ -602,18 +583,18 @@ class NetnsHost(object):
         return errors
 
     def sysctl_probe(self, exists):
-        """The runner and argv prefix that read /proc/sys/net as the namespace will have it: the
-        namespace itself, or, before it exists, a throwaway one (unshare --net) with the same
-        keys (the root namespace has more)."""
+        """The runner that reads /proc/sys/net as the namespace will have it: the namespace
+        itself, or, before it exists, a throwaway one (unshare --net) with the same keys (the
+        root namespace has more). It only reads."""
         if exists:
-            return self.inside, []
-        return self.root, [self.root.bin('unshare'), '--net', '--']
+            return self.inside
+        return Runner(self.module, prefix=['unshare', '--net', '--'])
 
     def check_sysctls(self, exists, have):
         if not self.p['sysctls']:
             return []
         errors = []
-        runner, prefix = self.sysctl_probe(exists)
+        probe_runner = self.sysctl_probe(exists)
         listed = set(link['name'] for link in self.p['links'])
         probes = {}
         for key in sorted(self.p['sysctls']):
@@ -631,7 +612,7 @@ class NetnsHost(object):
             probes[key] = probe
         if not probes:
             return errors
-        stat = runner.run(prefix + ['stat', '-c', '%a %n'] +
+        stat = probe_runner.run(['stat', '-c', '%a %n'] +
                           sorted(set(sysctl_path(p) for p in probes.values())), check_rc=False)
         modes = {}
         for line in stat.stdout.splitlines():
@@ -648,10 +629,9 @@ class NetnsHost(object):
                 continue
             if not mode & 0o400:
                 continue
-            current = runner.run(prefix + ['sysctl', '-n', probe], check_rc=False)
-            now = sysctl_text(current.stdout)
-            want = sysctl_text(self.p['sysctls'][key])
-            if current.rc == 0 and INTEGERS.match(now):
+            now = sysctl_live.read(probe_runner, probe)
+            want = sysctl_live.text(self.p['sysctls'][key])
+            if now is not None and INTEGERS.match(now):
                 count = len(now.split())
                 if not INTEGERS.match(want) or len(want.split()) != count:
                     errors.append("sysctls.%s: '%s' is not %s; the kernel's value is '%s'"
@@ -688,13 +668,11 @@ class NetnsHost(object):
             if not self.route_present(route, current_routes):
                 self.change(self.ns_ip(*self.route_args('replace', route)),
                             undo=self.route_undo(route, current_routes))
-        for key, value in sorted(self.p['sysctls'].items()):
-            want = sysctl_text(value)
-            old = before['sysctls'].get(key) if exists else None
-            if old != want:
-                self.change(['sysctl', '-q', '-w', '%s=%s' % (key, want)], runner=self.inside,
-                            undo=['sysctl', '-q', '-w', '%s=%s' % (key, old)]
-                            if old is not None else None)
+        # Each write joins the undo list of the whole call: a later failure restores it too.
+        for key, old, want in sysctl_live.differing(before['sysctls'] if exists else {},
+                                                   self.p['sysctls']):
+            self.change(sysctl_live.write_argv(key, want), runner=self.inside,
+                        undo=sysctl_live.write_argv(key, old) if old is not None else None)
 
     route_args = staticmethod(iplink.route_args)
 

@@ -283,10 +283,10 @@ def probe(module, ops):
     unshare = module.get_bin_path('unshare')
     if not lines or not unshare:
         return
-    rc, out, err = module.run_command([unshare, '--net', module.get_bin_path('tc', required=True),
-                                       '-batch', '-'], data='\n'.join(lines) + '\n',
-                                      environ_update={'LC_ALL': 'C', 'LANG': 'C'})
-    if rc == 0 or 'Command failed' not in err:
+    tried = Runner(module, prefix=[unshare, '--net']).run(['tc', '-batch', '-'], check_rc=False,
+                                                           data='\n'.join(lines) + '\n')
+    err = tried.stderr
+    if tried.rc == 0 or 'Command failed' not in err:
         return  # passed, or unshare itself is not allowed here: the real run will tell
     op = tc.kind_of_failed_op(owners, err)
     msg = tc.explain_failure([op], err)
