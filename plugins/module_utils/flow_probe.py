@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What one host does during one experiment run, shared by the ``flow_run`` module.
 
-The raw files follow docs/results-layout.md. Everything here uses plain ``subprocess`` (not
-``AnsibleModule.run_command``) because the server side runs in a detached supervisor process
-that outlives the module.
+The raw files follow docs/results-layout.md. Commands run through a module-less Runner
+(``Runner(None)``): the server side and the samplers run in a detached supervisor process (or a
+thread) that outlives the module, where ``AnsibleModule.run_command`` must not be called. The
+sysctls of a run are set by the module itself, with module_utils/sysctl_live.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,11 +18,10 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import threading
 import time
 
-from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import netns_argv
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 
 TOOLS = ('neper', 'iperf3', 'iperf2')
 DEFAULT_PORTS = {'neper': 12866, 'iperf3': 5201, 'iperf2': 5001}
@@ -38,11 +38,8 @@ class ProbeError(Exception):
 
 def run(argv, netns=None, env=None, timeout=60):
     """Run a short read-only command; returns (rc, stdout, stderr)."""
-    environ = dict(os.environ, LC_ALL='C', LANG='C')
-    environ.update(env or {})
-    proc = subprocess.run(netns_argv(argv, netns), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=environ, timeout=timeout, universal_newlines=True, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
+    result = Runner(None, netns=netns, env=env).run(argv, check_rc=False, timeout=timeout)
+    return result.rc, result.stdout, result.stderr
 
 
 def write(path, text):
@@ -178,62 +175,6 @@ def listening(netns, ports, pids):
         if port.isdigit() and owners & set(pids):
             found.add(int(port))
     return set(ports) <= found
-
-
-# A sysctl key as sysctl(8) takes it: dotted (or slashed) names, never an option or a path out of
-# /proc/sys.
-SYSCTL_KEY = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$')
-
-
-def sysctl_key_problem(field, key):
-    """Why ``key`` is not a sysctl key, naming ``field`` and the fix, or None."""
-    text = '' if key is None else str(key)
-    if not SYSCTL_KEY.match(text) or '' in re.split(r'[./]', text):
-        return ('%s: %r is not a sysctl key: give a name like net.ipv4.tcp_ecn (letters, digits, '
-                '_ - : separated by . or /)' % (field, text))
-    return None
-
-
-def read_sysctl(key, netns):
-    """The value of ``key`` (whitespace collapsed), or None when sysctl cannot read it."""
-    rc, out, err = run(['sysctl', '-n', key], netns)
-    return ' '.join(out.split()) if rc == 0 else None
-
-
-class SysctlError(ProbeError):
-    """A sysctl could not be set; ``left`` are the keys this call changed and could not restore."""
-
-    def __init__(self, msg, left):
-        ProbeError.__init__(self, msg)
-        self.left = left
-
-
-def apply_sysctls(sysctls, netns):
-    """Set ``sysctls`` (in ``netns``), all or none: every key is read first (an unknown key fails
-    before anything is written), and when a write fails the ones written before it get their old
-    values back. Returns the keys whose value changed."""
-    old = {}
-    for key in sorted(sysctls or {}):
-        old[key] = read_sysctl(key, netns)
-        if old[key] is None:
-            raise SysctlError('sysctls: %s is not a sysctl of %s: check the name (sysctl -a lists '
-                              'them)' % (key, 'network namespace %s' % netns if netns else
-                                         'this host'), [])
-    written = []
-    for key, value in sorted((sysctls or {}).items()):
-        if ' '.join(str(value).split()) == old[key]:
-            continue
-        rc, out, err = run(['sysctl', '-q', '-w', '%s=%s' % (key, value)], netns)
-        if rc != 0:
-            left = [k for k in written
-                    if run(['sysctl', '-q', '-w', '%s=%s' % (k, old[k])], netns)[0] != 0]
-            raise SysctlError('sysctls: %s=%s was refused (%s): give a value the kernel accepts'
-                              '%s' % (key, value, err.strip() or 'rc=%d' % rc,
-                                      '; could not restore %s' % ', '.join(left) if left else
-                                      (' (%s restored)' % ', '.join(written) if written else '')),
-                              left)
-        written.append(key)
-    return written
 
 
 def netns_exists(name):
@@ -414,24 +355,18 @@ class Processes(object):
         self.started = None
         self.exited = {}
 
-    def _limits(self):
-        os.setsid()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, resource.getrlimit(
-            resource.RLIMIT_NOFILE)[1]))
-
     def start(self, commands, netns):
         self.started = time.time()
+        runner = Runner(None, netns=netns)
         for i, argv in enumerate(commands):
             out = os.path.join(self.run_dir, '.%s.%d.out' % (self.name, i))
             err = os.path.join(self.run_dir, '.%s.%d.err' % (self.name, i))
             self.outputs.append((out, err))
-            with open(out, 'w') as fo, open(err, 'w') as fe:
-                try:
-                    self.procs.append(subprocess.Popen(
-                        netns_argv(argv, netns), stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                        cwd=self.run_dir, preexec_fn=self._limits, close_fds=True))
-                except OSError as e:
-                    raise ProbeError('cannot start %s: %s' % (argv[0], e))
+            try:
+                self.procs.append(runner.start(argv, stdout=out, stderr=err, cwd=self.run_dir,
+                                               new_session=True, nofile=self.nofile))
+            except OSError as e:
+                raise ProbeError('cannot start %s: %s' % (argv[0], e))
         write(os.path.join(self.run_dir, '.%s.argv' % self.name),
               ''.join(' '.join(argv) + '\n' for argv in commands))
 
@@ -609,7 +544,7 @@ class Sampler(object):
 
 
 def before(run_dir, netns, devices, server_address=None):
-    """The files of before the run (sysctls are applied earlier, by ``apply_sysctls``)."""
+    """The files of before the run (the module sets the sysctls earlier, with sysctl_live)."""
     host_snapshot(run_dir, netns, server_address)
     nstat_reset(run_dir, netns)
     tc_snapshot(run_dir, 'tc_before.json', netns, devices)

@@ -19,10 +19,9 @@ import contextlib
 import os
 import signal
 import struct
-import subprocess
 import time
 
-from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import netns_argv
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 
 SNAPLEN = 96
 LINKTYPE_OFFSETS = {1: (12, 14), 113: (14, 16), 276: (0, 20)}  # ethertype offset, payload offset
@@ -45,15 +44,16 @@ MAX_OUTSTANDING = 1 << 20
 FLUSH_WAIT_S = 1.5
 
 
-def start_capture(run_dir, netns, device, ports):
+def start_capture(run_dir, netns, device, ports, runner=None):
+    """Start tcpdump on ``device`` for ``ports``; ``runner`` (default a module-less one in
+    ``netns``) records its argv. It runs until stop_capture, past the module's own commands."""
     path = os.path.join(run_dir, 'capture.pcap')
     expr = []
     for port in ports:
         expr += ['tcp', 'port', str(port), 'or']
     argv = ['tcpdump', '-i', device, '-s', str(SNAPLEN), '-n', '-U', '-w', path] + expr[:-1]
     err_path = os.path.join(run_dir, '.tcpdump.err')
-    with open(err_path, 'w') as err:
-        proc = subprocess.Popen(netns_argv(argv, netns), stdout=subprocess.DEVNULL, stderr=err)
+    proc = (runner or Runner(None, netns=netns)).start(argv, stderr=err_path)
     # tcpdump says "listening on" once the capture is open.
     deadline = time.time() + 5
     while time.time() < deadline and proc.poll() is None:
@@ -67,12 +67,7 @@ def start_capture(run_dir, netns, device, ports):
 def stop_capture(proc, run_dir):
     if proc.poll() is None:
         time.sleep(FLUSH_WAIT_S)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        Runner.stop(proc, signal.SIGINT, wait=10)
     path = os.path.join(run_dir, 'capture.pcap')
     if os.path.exists(path):
         with open(os.path.join(run_dir, 'rtt.txt'), 'w') as f:

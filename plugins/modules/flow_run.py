@@ -242,7 +242,10 @@ exit_codes:
   elements: int
   sample: [0]
 commands:
-  description: The tool command lines.
+  description:
+    - The commands of the run, in order - the sysctl writes (C(sysctl -q -w), restores of a
+      refused set included), C(tcpdump) with O(capture_device), then the tool command lines.
+    - In check mode, the sysctl writes and tool command lines that would run.
   returned: always
   type: list
   elements: list
@@ -277,9 +280,11 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe as fp
 from ansible_collections.zerodrop.testbed.plugins.module_utils import pcap_rtt
+from ansible_collections.zerodrop.testbed.plugins.module_utils import sysctl_live
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name, errors, \
     path_component
+from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 STOP_FILE = '.stop'
@@ -344,7 +349,9 @@ def problems_of(p):
                              for i, dev in enumerate(p['devices'])]))
     if p['capture_device'] is not None:
         problems.extend(errors(device_name('capture_device', p['capture_device'])))
-    problems.extend(errors(*[fp.sysctl_key_problem('sysctls', key) for key in p['sysctls']]))
+    problems.extend(errors(*[sysctl_live.key_problem('sysctls', key) or
+                             sysctl_live.value_problem('sysctls', key, value)
+                             for key, value in sorted(p['sysctls'].items())]))
     if not p['run_dir']:
         problems.append('run_dir is empty: give the directory for this host\'s raw files')
     return problems
@@ -397,12 +404,16 @@ def pid_alive(pid):
         return False
 
 
-def prepare(guard, p, run_dir):
-    """Set the sysctls (all or none), then make run_dir and clear an earlier run's working
-    files. A refused sysctl leaves nothing changed (fp.SysctlError)."""
+def set_sysctls(guard, p):
+    """Set the sysctls (all or none; in check mode only read and planned). A refused one leaves
+    nothing changed (sysctl_live.SysctlError)."""
     guard.doing('set the sysctls')
-    for key in fp.apply_sysctls(p['sysctls'], p['netns']):
-        guard.record('sysctl %s=%s' % (key, p['sysctls'][key]))
+    sysctl_live.apply(guard.runner, p['sysctls'])
+
+
+def prepare(guard, p, run_dir):
+    """Set the sysctls, then make run_dir and clear an earlier run's working files."""
+    set_sysctls(guard, p)
     if not os.path.isdir(run_dir):
         guard.doing('create run_dir', run_dir)
         os.makedirs(run_dir)
@@ -492,13 +503,16 @@ def phase_start(module, guard, p, run_dir):
     if missing:
         return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands}
     if module.check_mode:
-        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands}
+        set_sysctls(guard, p)
+        return {'changed': True, 'status': 'ok', 'reason': None,
+                'commands': guard.runner.changes + commands}
     prepare(guard, p, run_dir)
     guard.doing('write the files of before the run into run_dir', run_dir)
     fp.before(run_dir, p['netns'], p['devices'])
     guard.doing('start the supervisor of the servers and samplers', run_dir)
     pid = detach(p, run_dir)
-    result = {'changed': True, 'commands': commands, 'supervisor_pid': pid, 'status': 'ok',
+    result = {'changed': True, 'commands': guard.runner.changes + commands, 'supervisor_pid': pid,
+              'status': 'ok',
               'reason': None}
     if p['role'] != 'server':
         return result
@@ -574,15 +588,17 @@ def phase_client(module, guard, p, run_dir):
         return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands,
                 'client_stopped': False, 'note': None}
     if module.check_mode:
-        return {'changed': True, 'status': 'ok', 'reason': None, 'commands': commands,
-                'client_stopped': False, 'note': None}
+        set_sysctls(guard, p)
+        return {'changed': True, 'status': 'ok', 'reason': None,
+                'commands': guard.runner.changes + commands, 'client_stopped': False, 'note': None}
     prepare(guard, p, run_dir)
     guard.doing('write the files of before the run into run_dir', run_dir)
     fp.before(run_dir, p['netns'], p['devices'], p['server_address'])
     guard.doing('run the client', run_dir)
     capture = None
     if p['capture_device']:
-        capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'], fp.data_ports(p))
+        capture = pcap_rtt.start_capture(run_dir, p['netns'], p['capture_device'],
+                                         fp.data_ports(p), guard.runner)
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
                          p['sample_tc'], connecting=True)
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
@@ -615,7 +631,8 @@ def phase_client(module, guard, p, run_dir):
     reason = reason or clients.failure(rcs, allow_stopped=stopped_s is not None)
     clean(run_dir)
     return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,
-            'exit_codes': rcs, 'commands': commands, 'tool_wall_s': clients.wall_s(),
+            'exit_codes': rcs, 'commands': guard.runner.changes + commands,
+            'tool_wall_s': clients.wall_s(),
             'client_stopped': stopped_s is not None, 'note': note}
 
 
@@ -669,7 +686,7 @@ def main():
                          reason='; '.join(problems))
     run_dir = p['run_dir']
     started = time.time()
-    with Guard(module) as guard:
+    with Guard(module, Runner(module, netns=p['netns'])) as guard:
         guard.doing('check the host for the run')
         problems = environment_problems(p)
         if p['phase'] != 'stop':
@@ -680,10 +697,10 @@ def main():
         phases = {'start': phase_start, 'client': phase_client, 'stop': phase_stop}
         try:
             result = phases[p['phase']](module, guard, p, run_dir)
-        except fp.SysctlError as e:
-            # apply_sysctls restored what it had set; e.left is what it could not
+        except sysctl_live.SysctlError as e:
+            # apply restored what it had set; e.left is what it could not
             result = {'changed': bool(e.left), 'status': 'failed', 'reason': str(e),
-                      'commands': []}
+                      'commands': guard.runner.changes}
         except fp.ProbeError as e:
             result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
         guard.doing('list the files of run_dir', run_dir)

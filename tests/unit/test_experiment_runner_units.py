@@ -294,20 +294,6 @@ def test_rtt_samples_from_a_recorded_capture():
     assert max(samples) < 100
 
 
-@pytest.mark.parametrize('key', ['net.ipv4.tcp_ecn', 'net.core.somaxconn', 'net/ipv4/tcp_ecn',
-                                 'net.ipv4.conf.eth0/100.rp_filter', 'net.ipv4.conf.br-lan.forwarding'])
-def test_sysctl_keys_as_sysctl_takes_them(key):
-    assert flow_probe.sysctl_key_problem('sysctls', key) is None
-
-
-@pytest.mark.parametrize('key', ['-a', '', 'net..ipv4', 'net/../../etc/passwd', 'net.ipv4.',
-                                 'net.ipv4.tcp_ecn=1', 'net ipv4', '.net'])
-def test_sysctl_keys_that_are_options_paths_or_broken_are_refused(key):
-    assert flow_probe.sysctl_key_problem('sysctls', key) == (
-        "sysctls: %r is not a sysctl key: give a name like net.ipv4.tcp_ecn (letters, digits, "
-        "_ - : separated by . or /)" % key)
-
-
 def flow_params(**given):
     params = dict(phase='start', role='server', run_dir='/tmp/run', netns=None, tool='neper',
                   bin_dir=None, flows=1, threads=1, duration=10, buffer=None, cc=None,
