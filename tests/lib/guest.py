@@ -74,10 +74,15 @@ class GuestError(RuntimeError):
 
 
 class Guest(object):
-    """One QEMU TCG guest booted from a vm_image fact (a dict with base_image, kernel, initrd...)."""
+    """One QEMU TCG guest booted from a vm_image fact (a dict with base_image, kernel, initrd...).
 
-    def __init__(self, image, workdir, memory=1024, cpus=1, drives=(), accel=None):
+    ``from_disk`` boots through the disk's own boot loader (an image made with vm_image_boot=grub)
+    instead of -kernel/-initrd; a reboot in the guest then goes through GRUB again.
+    """
+
+    def __init__(self, image, workdir, memory=1024, cpus=1, drives=(), accel=None, from_disk=False):
         self.image = image
+        self.from_disk = from_disk
         self.workdir = workdir
         self.memory = memory
         self.cpus = cpus
@@ -92,14 +97,15 @@ class Guest(object):
 
     def argv(self):
         argv = ['qemu-system-x86_64', '-accel', self.accel, '-m', str(self.memory),
-                '-smp', str(self.cpus), '-nodefaults', '-display', 'none',
-                '-kernel', self.image['kernel'], '-initrd', self.image['initrd'],
-                '-append', self.image['append'],
-                '-drive', 'file=%s,if=virtio,format=qcow2,cache=unsafe' % self.overlay,
-                '-netdev', 'user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22' % self.port,
-                '-device', 'virtio-net-pci,netdev=n0',
-                '-serial', 'file:%s' % self.serial_log,
-                '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
+                '-smp', str(self.cpus), '-nodefaults', '-display', 'none']
+        if not self.from_disk:
+            argv += ['-kernel', self.image['kernel'], '-initrd', self.image['initrd'],
+                     '-append', self.image['append']]
+        argv += ['-drive', 'file=%s,if=virtio,format=qcow2,cache=unsafe' % self.overlay,
+                 '-netdev', 'user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22' % self.port,
+                 '-device', 'virtio-net-pci,netdev=n0',
+                 '-serial', 'file:%s' % self.serial_log,
+                 '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
         for drive in self.drives:
             argv += ['-drive', 'file=%s,if=virtio,format=%s' % (drive['path'], drive.get('format', 'qcow2'))]
         return argv
