@@ -99,11 +99,15 @@ class Guest(object):
         argv = ['qemu-system-x86_64', '-accel', self.accel, '-m', str(self.memory),
                 '-smp', str(self.cpus), '-nodefaults', '-display', 'none']
         if not self.from_disk:
-            argv += ['-kernel', self.image['kernel'], '-initrd', self.image['initrd'],
-                     '-append', self.image['append']]
+            argv += ['-kernel', self.image['kernel'], '-append', self.image['append']]
+            if self.image.get('initrd'):
+                argv += ['-initrd', self.image['initrd']]
         argv += ['-drive', 'file=%s,if=virtio,format=qcow2,cache=unsafe' % self.overlay,
                  '-netdev', 'user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22' % self.port,
                  '-device', 'virtio-net-pci,netdev=n0',
+                 # 4.14 guests wait minutes for entropy before sshd starts without it.
+                 '-object', 'rng-random,id=rng0,filename=/dev/urandom',
+                 '-device', 'virtio-rng-pci,rng=rng0',
                  '-serial', 'file:%s' % self.serial_log,
                  '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
         for drive in self.drives:
