@@ -613,7 +613,8 @@ class NetnsHost(object):
         if not probes:
             return errors
         stat = probe_runner.run(['stat', '-c', '%a %n'] +
-                          sorted(set(sysctl_path(p) for p in probes.values())), check_rc=False)
+                                sorted(set(sysctl_path(p) for p in probes.values())),
+                                check_rc=False)
         modes = {}
         for line in stat.stdout.splitlines():
             mode, path = line.split(' ', 1)
@@ -670,7 +671,7 @@ class NetnsHost(object):
                             undo=self.route_undo(route, current_routes))
         # Each write joins the undo list of the whole call: a later failure restores it too.
         for key, old, want in sysctl_live.differing(before['sysctls'] if exists else {},
-                                                   self.p['sysctls']):
+                                                    self.p['sysctls']):
             self.change(sysctl_live.write_argv(key, want), runner=self.inside,
                         undo=sysctl_live.write_argv(key, old) if old is not None else None)
 

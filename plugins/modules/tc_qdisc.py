@@ -283,8 +283,8 @@ def probe(module, ops):
     unshare = module.get_bin_path('unshare')
     if not lines or not unshare:
         return
-    tried = Runner(module, prefix=[unshare, '--net']).run(['tc', '-batch', '-'], check_rc=False,
-                                                           data='\n'.join(lines) + '\n')
+    tried = Runner(module, prefix=[unshare, '--net']).run(
+        ['tc', '-batch', '-'], check_rc=False, data='\n'.join(lines) + '\n')
     err = tried.stderr
     if tried.rc == 0 or 'Command failed' not in err:
         return  # passed, or unshare itself is not allowed here: the real run will tell
