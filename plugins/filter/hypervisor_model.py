@@ -68,6 +68,10 @@ _value:
       description: One dict per bridge, defaults filled in, with C(ports) (the taps on it).
       type: list
       elements: dict
+    nics_ingress:
+      description: The NICs of every VM, in order, whose ingress is shaped (an ifb with a tbf and a redirect).
+      type: list
+      elements: dict
     errors:
       description: Every validation error, naming the VM or bridge, the field and the fix.
       type: list

@@ -403,7 +403,7 @@ def test_ingress_shaping_is_an_ifb_tbf_and_a_redirect_then_torn_down(playbook, t
     tap, ifb = 'ztt' + tag, 'zti' + tag
     nic = {'tap': tap, 'qdisc': [],
            'ingress': {'ifb': ifb, 'rate': '100mbit', 'burst': '32k', 'limit': 2000000}}
-    variables = {'hypervisor__model': {'vms': [{'name': 'vm1', 'nics': [nic]}]}}
+    variables = {'hypervisor__model': {'vms': [{'name': 'vm1', 'nics': [nic]}], 'nics_ingress': [nic]}}
     try:
         subprocess.run(['ip', 'tuntap', 'add', 'dev', tap, 'mode', 'tap'], check=True)
         subprocess.run(['ip', 'link', 'add', ifb, 'type', 'ifb'], check=True)
