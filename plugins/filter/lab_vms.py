@@ -38,6 +38,12 @@ options:
     description: The kernel_build artifacts per mode (C(image) is booted); a mode not in it boots the image's kernel.
     type: dict
     default: {}
+  lab_kernel_append:
+    description:
+      - Words added to the kernel command line of the guests booted on a built kernel, by the build's C(name)
+        (its preset), e.g. C({vm-tbf: ipv6.disable=1}).
+    type: dict
+    default: {}
   vm_image:
     description: The fact of the C(zerodrop.testbed.vm_image) role (C(kernel), C(initrd), C(append), C(base_image)).
     type: dict

@@ -27,7 +27,9 @@ REQUIRED = ('lab_modes', 'vm_image', 'lab_vm_dir', 'lab_vm_memory', 'lab_vm_cpus
 # lab_kernels: {mode: kernel_build artifacts}, set by site_kernels.yml for the modes it built.
 # shapers: tc_qdisc_info's ``devices`` ({device: [qdisc, ...]}), read where a calibration may
 # have left its shapers (lab_bottleneck_rate auto).
-OPTIONAL = {'lab_kernels': {}, 'shapers': {}}
+# lab_kernel_append: {kernel build name: words added to the kernel command line of the guests
+# booted on that build} (see inventories/local/group_vars/all/lab.yml for why vm-tbf has one).
+OPTIONAL = {'lab_kernels': {}, 'shapers': {}, 'lab_kernel_append': {}}
 
 
 def tap(host):
@@ -90,7 +92,7 @@ class Lab(object):
         if isinstance(modes, string_types) or not is_sequence(modes):
             self.errors.append('lab_modes must be a list of modes like [baseline, zd], got %r'
                                % (modes,))
-        for name in ('lab_kernels', 'shapers', 'vm_image'):
+        for name in ('lab_kernels', 'shapers', 'vm_image', 'lab_kernel_append'):
             if not isinstance(v[name], dict):
                 self.errors.append('%s must be a dict, got %r' % (name, v[name]))
         for name in ('lab_vm_dir', 'lab_bridge'):
@@ -131,6 +133,16 @@ class Lab(object):
                                'run the zerodrop.testbed.vm_image role first'
                                % (host, mode, ' or '.join(missing)))
         return image.get('kernel'), image.get('initrd')
+
+    def append(self, mode):
+        """The image's kernel command line plus lab_kernel_append's words for the mode's build."""
+        words = self.v['vm_image'].get('append')
+        built = self.v['lab_kernels'].get(mode)
+        table = self.v['lab_kernel_append']
+        extra = table.get(built.get('name')) if isinstance(built, dict) and isinstance(table, dict) else None
+        if extra and words:
+            return '%s %s' % (words, ' '.join(extra) if isinstance(extra, list) else extra)
+        return words
 
     def shaper_rate(self, host):
         v = self.v
@@ -174,7 +186,7 @@ class Lab(object):
             'cpus': v['lab_vm_cpus'],
             'kernel': kernel,
             'initrd': initrd,
-            'append': image.get('append'),
+            'append': self.append(mode),
             'disks': [{'path': '%s/%s.qcow2' % (v['lab_vm_dir'], host),
                        'backing_file': image.get('base_image'),
                        'backing_format': 'qcow2'}],

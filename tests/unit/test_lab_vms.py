@@ -117,6 +117,17 @@ def test_built_kernel_is_booted_without_initrd_else_the_images_kernel():
     assert vm1['append'] == vm2['append'] == VM_IMAGE['append']
 
 
+def test_kernel_append_adds_words_for_the_guests_of_that_build_only():
+    kernels = {'zd': {'image': '/k/tbf', 'name': 'vm-tbf'}, 'baseline': {'image': '/k/v', 'name': 'vanilla'}}
+    vm1, vm2 = build(lab_kernels=kernels, lab_kernel_append={'vm-tbf': 'ipv6.disable=1'})
+    assert vm1['append'] == VM_IMAGE['append']
+    assert vm2['append'] == VM_IMAGE['append'] + ' ipv6.disable=1'
+    vm1, vm2 = build(lab_kernel_append={'vm-tbf': ['ipv6.disable=1', 'quiet']},
+                     lab_kernels={'zd': {'image': '/k/tbf', 'name': 'vm-tbf'}})
+    assert vm2['append'] == VM_IMAGE['append'] + ' ipv6.disable=1 quiet'
+    assert vm1['append'] == VM_IMAGE['append']
+
+
 def test_auto_without_a_calibrated_shaper_is_the_open_rate():
     assert rates(build(lab_calibration_open_rate='2gbit')) == {'zd-vm1': '2gbit', 'zd-vm2': '2gbit'}
 
@@ -182,6 +193,8 @@ ERRORS = [
     ('lab_kernels not a dict', {}, {'lab_kernels': ['zd']}, "lab_kernels must be a dict, got ['zd']"),
     ('vm_image not a dict', {}, {'vm_image': '/img'}, "vm_image must be a dict, got '/img'"),
     ('shapers not a dict', {}, {'shapers': []}, 'shapers must be a dict, got []'),
+    ('lab_kernel_append not a dict', {}, {'lab_kernel_append': 'ipv6.disable=1'},
+     "lab_kernel_append must be a dict, got 'ipv6.disable=1'"),
     ('lab_vm_dir empty', {}, {'lab_vm_dir': ''}, "lab_vm_dir must be a non-empty string, got ''"),
     ('lab_bridge not a string', {}, {'lab_bridge': 3}, 'lab_bridge must be a non-empty string, got 3'),
     ('lab_vm_memory 0', {}, {'lab_vm_memory': 0},
