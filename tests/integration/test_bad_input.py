@@ -128,11 +128,12 @@ class Scene(object):
                 files.append((os.path.relpath(path, str(self.tmp)), st.st_mode, st.st_size,
                               st.st_mtime_ns))
         state = {'files': sorted(files),
-                 # other tests may add and delete their own namespaces meanwhile
+                 # Only this scene's names ({new} holds its tag): the other worker's cases
+                 # add and delete namespaces and links of their own meanwhile.
                  'netns': sorted(n['name'] for n in ip_json('netns', 'list')
-                                 if self.tag in n['name'] or n['name'].startswith('zbn')),
+                                 if self.tag in n['name']),
                  'root_links': sorted(l['ifname'] for l in ip_json('link', 'show')
-                                      if self.tag in l['ifname'] or l['ifname'].startswith('zbn'))}
+                                      if self.tag in l['ifname'])}
         for ns in self.namespaces:
             state[ns] = {'links': volatile_free(ip_json('-n', ns, '-d', 'addr', 'show')),
                          'routes': ip_json('-n', ns, 'route', 'show', 'table', 'all'),
