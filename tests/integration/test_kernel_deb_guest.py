@@ -19,10 +19,11 @@ import subprocess
 
 import pytest
 
+from lib import zd_copy
 from lib.guest import Guest, build_image, qemu_available, stop_all
+from lib.zd_copy import ZD_KERNEL_REPO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ZD_KERNEL_REPO = os.environ.get('ZERODROP_ZD_KERNEL_REPO', '/var/cache/zerodrop/sources/linux-4.14.67')
 AUTHORS_CONFIG = os.path.join(ROOT, '..', 'shared', 'sources', 'zD-authors-4.14.67.config')
 WORK_DIR = '/var/cache/zerodrop/kernel'
 PRESET = 'physical-pfifo'
@@ -55,14 +56,9 @@ def why_not():
     """The reason this test cannot run here, or None."""
     if not qemu_available():
         return 'qemu-system-x86_64 or debootstrap is missing'
-    if not os.path.isdir(ZD_KERNEL_REPO):
-        return ('no local copy of github.com/zD-linux/linux-4.14.67 at %s (set '
-                'ZERODROP_ZD_KERNEL_REPO, or make one with ../shared/tools/zd-kernel-repo)'
-                % ZD_KERNEL_REPO)
-    branches = subprocess.run(['git', '-C', ZD_KERNEL_REPO, 'branch', '--format=%(refname:short)'],
-                              capture_output=True, text=True, check=False).stdout.split()
-    if PRESET not in branches:
-        return '%s has no %s branch (has %s)' % (ZD_KERNEL_REPO, PRESET, branches)
+    lacking = zd_copy.missing([PRESET])
+    if lacking:
+        return lacking
     cached = os.path.exists(os.path.join(WORK_DIR, 'build', PRESET, 'metadata.json'))
     if not cached and os.environ.get('ZERODROP_KERNEL_COLD_BUILDS') != '1':
         return ('the %s kernel is not built in %s (a cold build takes ~35 min on 2 cores): '

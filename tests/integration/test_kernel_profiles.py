@@ -1,7 +1,7 @@
 """Kernel profile check: the role with kernel_build_check_only (configure and verify, no build)
 on the real trees.
 
-- zD 4.14.67 (the local copy of github.com/zD-linux/linux-4.14.67 at ZD_REPO): every preset,
+- zD 4.14.67 (the local copy of github.com/zD-linux/linux-4.14.67 at tests/lib/zd_copy.py's ZD_KERNEL_REPO): every preset,
   with the minimal config and each profile, and with the authors' config and its default profile.
   The branches differ only in C files (asserted below), so one checkout (vanilla) serves them all.
 - Debian's linux-source-6.1: the vm and hypervisor profiles with the minimal config.
@@ -22,11 +22,12 @@ import pytest
 import yaml
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils import kernel_config as kc
+from lib import zd_copy
 from lib.playbook import ROOT, run_playbook
+from lib.zd_copy import ZD_KERNEL_REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
-ZD_REPO = os.environ.get('ZERODROP_ZD_KERNEL_REPO', '/var/cache/zerodrop/sources/linux-4.14.67')
 ZD_BRANCHES = ('vanilla', 'vm-pfifo', 'vm-tbf', 'physical-pfifo', 'physical-tbf')
 AUTHORS_CONFIG = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'sources',
                                                'zD-authors-4.14.67.config'))
@@ -100,28 +101,17 @@ def resolved_profile(preset, profile):
     return profile or PRESETS[preset]['profile']
 
 
-def zd_repo_path():
-    return ZD_REPO[len('file://'):] if ZD_REPO.startswith('file://') else ZD_REPO
-
-
 def git(*args):
-    return subprocess.run(['git', '-C', zd_repo_path()] + list(args), capture_output=True,
+    return subprocess.run(['git', '-C', ZD_KERNEL_REPO] + list(args), capture_output=True,
                           text=True, check=True).stdout
 
 
 @pytest.fixture(scope='module')
 def zd_repo():
-    path = zd_repo_path()
-    if not os.path.isdir(path):
-        pytest.skip('no local copy of github.com/zD-linux/linux-4.14.67 at %s (set '
-                    'ZERODROP_ZD_KERNEL_REPO to a clone with the branches %s, or make one with '
-                    '../shared/tools/zd-kernel-repo)' % (path, ', '.join(ZD_BRANCHES)))
-    have = set(git('for-each-ref', '--format=%(refname:short)', 'refs/heads').split())
-    missing = [b for b in ZD_BRANCHES if b not in have]
-    if missing:
-        pytest.skip('the zD kernel copy at %s lacks the branch(es) %s (is it still being made?)'
-                    % (path, ', '.join(missing)))
-    return path
+    reason = zd_copy.missing(ZD_BRANCHES)
+    if reason:
+        pytest.skip(reason)
+    return ZD_KERNEL_REPO
 
 
 @pytest.fixture(scope='module')

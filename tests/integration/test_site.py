@@ -1,7 +1,7 @@
 """The main job end to end: site.yml on the local lab, then the report, then teardown.yml.
 
 Runs what `./scripts/lab` runs on this machine. With a local copy of
-github.com/zD-linux/linux-4.14.67 (ZD_KERNEL_REPO below; make one with
+github.com/zD-linux/linux-4.14.67 (tests/lib/zd_copy.py says where; make one with
 ../shared/tools/zd-kernel-repo) it is the zD comparison: the vanilla and vm-pfifo guest kernels
 built from the same config, a guest booted on each, neper from ../shared/sources, and the report
 must show zD's effect (fewer drops in the sender's own qdisc than the baseline) with identical
@@ -21,26 +21,19 @@ import subprocess
 
 import pytest
 
+from lib import zd_copy
+from lib.zd_copy import ZD_KERNEL_REPO
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, 'inventories', 'local', 'hosts.yml')
 SOURCES = os.path.join(ROOT, '..', 'shared', 'sources')
-ZD_KERNEL_REPO = os.environ.get('ZERODROP_ZD_KERNEL_REPO',
-                                '/var/cache/zerodrop/sources/linux-4.14.67')
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def zd_copy_missing():
     """Why the zD comparison cannot run here, or None."""
-    if not os.path.isdir(ZD_KERNEL_REPO):
-        return ('no local copy of github.com/zD-linux/linux-4.14.67 at %s (set '
-                'ZERODROP_ZD_KERNEL_REPO, or make one with ../shared/tools/zd-kernel-repo)'
-                % ZD_KERNEL_REPO)
-    branches = subprocess.run(['git', '-C', ZD_KERNEL_REPO, 'branch', '--format=%(refname:short)'],
-                              capture_output=True, text=True, check=False).stdout.split()
-    if not {'vanilla', 'vm-pfifo'} <= set(branches):
-        return '%s lacks the vanilla and vm-pfifo branches (has %s)' % (ZD_KERNEL_REPO, branches)
-    return None
+    return zd_copy.missing(['vanilla', 'vm-pfifo'])
 
 
 @pytest.fixture(scope='module')
