@@ -21,11 +21,11 @@ import signal
 import threading
 import time
 
+from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_split
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 
 TOOLS = ('neper', 'iperf3', 'iperf2')
 DEFAULT_PORTS = {'neper': 12866, 'iperf3': 5201, 'iperf2': 5001}
-IPERF3_MAX_STREAMS = 128
 BINARIES = {'neper': 'tcp_stream', 'iperf3': 'iperf3', 'iperf2': 'iperf'}
 # Searched after the PATH when no bin_dir is given: where the collection's neper role installs
 # (its neper_prefix, /opt/neper, + bin).
@@ -262,75 +262,105 @@ def host_snapshot(run_dir, netns, server_address=None):
     write_json(os.path.join(run_dir, 'host.json'), data)
 
 
-def iperf3_split(flows):
-    """Streams per iperf3 process: at most 128 each, as evenly as possible."""
-    procs = -(-flows // IPERF3_MAX_STREAMS)
-    return [flows // procs + (1 if i < flows % procs else 0) for i in range(procs)]
+def per_process(p):
+    """Flows per tool process: ``flows_per_process`` when given, else what one process can hold
+    with the RLIMIT_NOFILE the tool processes get here."""
+    return p.get('flows_per_process') or flow_split.per_process_cap(
+        p['tool'], nofile_limit(p.get('nofile') or 0))
+
+
+def blocks(p):
+    """The port blocks of the run: ``servers`` (phase=start), else one from port and flows."""
+    if p.get('servers'):
+        return [{'port': b['port'], 'flows': b['flows'], 'name': b.get('name')}
+                for b in p['servers']]
+    return [{'port': p['port'], 'flows': p['flows'], 'name': None}]
+
+
+def plan(p):
+    """Every tool process of the run, in order: each block split by flow_split, with the block's
+    ``name`` and neper's ``threads`` (at most the process's flows)."""
+    found = []
+    for block in blocks(p):
+        for proc in flow_split.split(p['tool'], block['port'], block['flows'], per_process(p)):
+            proc['name'] = block['name']
+            proc['threads'] = min(p['threads'], proc['flows'])
+            found.append(proc)
+    return found
+
+
+def samples_part(run_dir, i):
+    """The ``--all-samples`` file of neper server process ``i`` (merged into samples.csv)."""
+    return os.path.join(run_dir, '.samples.%d.csv' % i)
 
 
 def server_commands(p, run_dir):
     """Command lines of the server processes of one run."""
     binary = p.get('binary') or tool_binary(p['tool'], p.get('bin_dir'))
-    port = p['port']
-    if p['tool'] == 'neper':
-        argv = [binary, '-F', str(p['flows']), '-T', str(p['threads']), '-l', str(p['duration']),
-                '-C', str(port), '-P', str(port + 1), '--listen-backlog', '65535', '--nolog',
-                '--all-samples=%s' % os.path.join(run_dir, 'samples.csv')]
-        return [argv + p['server_args']]
-    if p['tool'] == 'iperf3':
-        return [[binary, '-s', '-1', '-J', '-p', str(port + i)] + iperf3_interval(p)
-                + p['server_args'] for i in range(len(iperf3_split(p['flows'])))]
-    return [[binary, '-s', '-e', '-p', str(port)] + p['server_args']]
+    procs = plan(p)
+    cmds = []
+    for i, proc in enumerate(procs):
+        port = proc['port']
+        if p['tool'] == 'neper':
+            argv = [binary, '-F', str(proc['flows']), '-T', str(proc['threads']),
+                    '-l', str(p['duration']), '-C', str(port), '-P', str(proc['data_port']),
+                    '--listen-backlog', '65535', '--nolog',
+                    '--all-samples=%s' % samples_part(run_dir, i)]
+        elif p['tool'] == 'iperf3':
+            argv = [binary, '-s', '-1', '-J', '-p', str(port)] + iperf3_interval(procs)
+        else:
+            argv = [binary, '-s', '-e', '-p', str(port)]
+        cmds.append(argv + p['server_args'])
+    return cmds
 
 
-def iperf3_interval(p):
+def iperf3_interval(procs):
     """``-i 0`` when iperf3 runs several processes: their per-stream interval reports grow with
     flows x seconds (about 7 kB per flow in a 20 s test), and the receiver's samples of
     established.txt give the aggregate over time instead."""
-    return ['-i', '0'] if len(iperf3_split(p['flows'])) > 1 else []
+    return ['-i', '0'] if len(procs) > 1 else []
 
 
 def server_ports(p):
-    if p['tool'] == 'iperf3':
-        return [p['port'] + i for i in range(len(iperf3_split(p['flows'])))]
-    return [p['port']]
+    """The port each tool process listens on first (neper's control ports)."""
+    return [proc['port'] for proc in plan(p)]
 
 
 def data_ports(p):
-    if p['tool'] == 'neper':
-        return [p['port'] + 1]
-    return server_ports(p)
+    return [proc['data_port'] for proc in plan(p)]
 
 
 def client_commands(p):
     binary = p.get('binary') or tool_binary(p['tool'], p.get('bin_dir'))
-    addr, port, cc = p['server_address'], p['port'], p.get('cc')
-    if p['tool'] == 'neper':
-        argv = [binary, '-c', '-H', addr, '-F', str(p['flows']), '-T', str(p['threads']),
-                '-l', str(p['duration']), '-C', str(port), '-P', str(port + 1), '--nolog']
-        if p.get('buffer'):
-            argv += ['-B', str(p['buffer'])]
-        if cc:
-            argv += ['--congestion-control', cc]
-        return [argv + p['client_args']]
-    if p['tool'] == 'iperf3':
-        cmds = []
-        for i, streams in enumerate(iperf3_split(p['flows'])):
-            argv = [binary, '-c', addr, '-p', str(port + i), '-P', str(streams),
-                    '-t', str(p['duration']), '-J'] + iperf3_interval(p)
+    addr, cc = p['server_address'], p.get('cc')
+    procs = plan(p)
+    cmds = []
+    for proc in procs:
+        port = proc['port']
+        if p['tool'] == 'neper':
+            argv = [binary, '-c', '-H', addr, '-F', str(proc['flows']), '-T', str(proc['threads']),
+                    '-l', str(p['duration']), '-C', str(port), '-P', str(proc['data_port']),
+                    '--nolog']
+            if p.get('buffer'):
+                argv += ['-B', str(p['buffer'])]
+            if cc:
+                argv += ['--congestion-control', cc]
+        elif p['tool'] == 'iperf3':
+            argv = [binary, '-c', addr, '-p', str(port), '-P', str(proc['flows']),
+                    '-t', str(p['duration']), '-J'] + iperf3_interval(procs)
             if p.get('buffer'):
                 argv += ['-l', str(p['buffer'])]
             if cc:
                 argv += ['-C', cc]
-            cmds.append(argv + p['client_args'])
-        return cmds
-    argv = [binary, '-c', addr, '-p', str(port), '-P', str(p['flows']), '-t', str(p['duration']),
-            '-e']
-    if p.get('buffer'):
-        argv += ['-l', str(p['buffer'])]
-    if cc:
-        argv += ['-Z', cc]
-    return [argv + p['client_args']]
+        else:
+            argv = [binary, '-c', addr, '-p', str(port), '-P', str(proc['flows']),
+                    '-t', str(p['duration']), '-e']
+            if p.get('buffer'):
+                argv += ['-l', str(p['buffer'])]
+            if cc:
+                argv += ['-Z', cc]
+        cmds.append(argv + p['client_args'])
+    return cmds
 
 
 # ---- processes ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ description:
     processes (O(role=server)) and samples qdiscs and established connections every
     O(interval) seconds. Returns once every server port listens; fails if a server exits first."
   - "O(phase=client): the same snapshots, then runs the client processes for O(duration) seconds
-    and samples meanwhile, also the sockets still in SYN-SENT. A client still running
+    (from O(start_at) when it is given) and samples meanwhile, also the sockets still in SYN-SENT. A client still running
     O(client_grace) seconds after the test (neper waits for every connection before its test
     starts, and a connection can stall in SYN-SENT for a minute) is stopped, and the run is
     recorded with what its flows did: RV(client_stopped) is true and the status stays V(ok)."
@@ -32,18 +32,23 @@ description:
     A O(run_dir) without a run started by O(phase=start) (none yet, or already stopped) fails
     with nothing to stop and changes nothing (in check mode it is reported, not failed: the
     O(phase=start) of a check run starts nothing)."
-  - Files written per host - C(server.txt) or C(client.txt) (tool stdout), C(server.err) or
-    C(client.err) (stderr, when any), C(samples.csv) (neper server), C(nstat.txt) (increments
+  - Files written per host - C(server.txt) or C(client.txt) (tool stdout of every process, one
+    after the other), C(server.err) or C(client.err) (stderr, when any), C(samples.csv) (neper
+    server; the samples of all its processes, flow ids unique across them), C(nstat.txt) (increments
     since the reset, zeros included), C(tc_before.json), C(tc_during.jsonl), C(tc_after.json),
     C(cpu_before.txt), C(cpu_after.txt), C(established.txt), C(flows.txt) (each established
     connection's bytes), C(host.json) (kernel release, each device's txqueuelen, the client's
     route to the server), C(connecting.txt) (client - sockets in SYN-SENT), C(client_times.json)
     (when each client process started and exited or was stopped, on the clock of
-    C(established.txt)), C(capture.pcap) (optional).
+    C(established.txt); O(start_at) and the Unix time the processes started), C(capture.pcap)
+    (optional).
   - Tool processes run in their own session with RLIMIT_NOFILE raised to O(nofile) (default the
-    hard limit); a flow is one file descriptor, so the hard limit caps the flows of one process.
-  - iperf3 takes at most 128 streams per process, so O(tool=iperf3) starts one server and one
-    client per 128 flows on consecutive ports; their JSON documents are concatenated in one file.
+    hard limit); a flow is one file descriptor, so that limit caps the flows of one process.
+  - More flows than one process holds (O(flows_per_process)) take several server and client
+    processes, each on its own ports - neper process i on control port O(port) + 2i and data port
+    O(port) + 2i + 1, iperf3 and iperf2 process i on O(port) + i; the flows are spread evenly.
+    iperf3 takes at most 128 streams per process. Their outputs are concatenated in one file and
+    the collection's parsers add them up.
 options:
   phase:
     description: Which part of the run to do (see the description).
@@ -83,7 +88,9 @@ options:
     type: int
     default: 1
   threads:
-    description: Threads per side (neper only; at least 1, at most O(flows)).
+    description:
+      - Threads per tool process (neper only; at least 1). A process with fewer flows than
+        O(threads) runs one thread per flow.
     type: int
     default: 1
   duration:
@@ -98,10 +105,50 @@ options:
     type: str
   port:
     description:
-      - First port of the tool (neper control port, data port is the next one; iperf3 uses
-        one port per process from here). Default 12866 (neper), 5201 (iperf3), 5001 (iperf2).
+      - First port of the tool (neper control port, data port is the next one; several processes
+        use the ports after it, see the description). Default 12866 (neper), 5201 (iperf3), 5001
+        (iperf2).
       - Every port the run uses must be at most 65535.
     type: int
+  flows_per_process:
+    description:
+      - At most this many flows per tool process; more flows take more processes.
+      - V(0) is what one process can hold on this host - the RLIMIT_NOFILE the processes get
+        (O(nofile), default the hard limit) less 256 descriptors a process needs for itself,
+        and at most 128 for iperf3. A larger value is refused.
+      - The server and the client of a pair must split alike - give both the same non-zero value
+        when their hosts' limits may differ.
+    type: int
+    default: 0
+  servers:
+    description:
+      - With O(phase=start) and O(role=server), the port blocks this receiver serves, one per
+        sender; each block is split into processes as O(flows) from O(port) would be, and the
+        blocks' ports must not overlap. Empty - one block from O(port) and O(flows).
+      - Ignored with O(role=observer), which samples every connection; refused with other phases.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      port:
+        description: First port of the block (as O(port)).
+        type: int
+        required: true
+      flows:
+        description: Flows of the block (at least 1).
+        type: int
+        required: true
+      name:
+        description: The sender this block serves (returned in RV(processes)).
+        type: str
+  start_at:
+    description:
+      - With O(phase=client), the Unix time (seconds, this host's clock) at which the client
+        processes start, after the files of before the run are written; several senders given
+        one O(start_at) start together. Already past, they start at once and RV(note) says how
+        late. At most 600 s ahead (a wrong clock otherwise).
+      - Unset, they start as soon as the host is ready.
+    type: float
   server_address:
     description: Address the client connects to. Required with O(phase=client).
     type: str
@@ -169,7 +216,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports the commands it would run and runs nothing.
+    description: Reports the commands it would run and runs nothing (nor waits for O(start_at)).
 extends_documentation_fragment:
   - zerodrop.testbed.attributes.linux_no_diff
 notes:
@@ -207,6 +254,29 @@ EXAMPLES = r'''
     buffer: 1024
     cc: cubic
     server_address: 10.99.0.130
+
+- name: A receiver serving two senders, each on a port block of its own
+  zerodrop.testbed.flow_run:
+    phase: start
+    run_dir: /var/tmp/zd/run2/receiver
+    netns: rcv
+    flows_per_process: 10000
+    servers:
+      - {port: 12866, flows: 30000, name: snd1}
+      - {port: 12900, flows: 10000, name: snd2}
+    duration: 20
+
+- name: The first sender's client, started at an instant shared with the other sender
+  zerodrop.testbed.flow_run:
+    phase: client
+    run_dir: /var/tmp/zd/run2/sender-snd1
+    netns: snd1
+    flows: 30000
+    flows_per_process: 10000
+    port: 12866
+    duration: 20
+    server_address: 10.99.0.130
+    start_at: "{{ experiment_start_at }}"
 
 - name: Stop the receiver's side and collect its files
   zerodrop.testbed.flow_run:
@@ -249,6 +319,25 @@ commands:
   returned: always
   type: list
   elements: list
+processes:
+  description:
+    - The tool processes of this host (planned, in check mode) - per process its first (control)
+      port, its data port, its flows, the O(servers) name of its block (null without O(servers))
+      and its threads (neper).
+  returned: with O(phase=client), and O(phase=start) with O(role=server)
+  type: list
+  elements: dict
+  sample: [{port: 12866, data_port: 12867, flows: 20, name: snd1, threads: 2}]
+started_epoch:
+  description: Unix time at which the client processes were started (null in check mode).
+  returned: with O(phase=client)
+  type: float
+  sample: 1764642002.003
+start_late_s:
+  description: Seconds the start came after O(start_at) (0 when on time; null without O(start_at) or in check mode).
+  returned: with O(phase=client)
+  type: float
+  sample: 0.002
 tool_wall_s:
   description: Seconds the client processes ran (first start to last exit).
   returned: with O(phase=client)
@@ -279,17 +368,21 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe as fp
+from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_split
 from ansible_collections.zerodrop.testbed.plugins.module_utils import pcap_rtt
 from ansible_collections.zerodrop.testbed.plugins.module_utils import sysctl_live
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name, errors, \
     path_component
+from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import neper_samples
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
 
 STOP_FILE = '.stop'
 STATE_FILE = '.probe.json'
 PIDS_FILE = '.server.pids'
+# A start_at further ahead than this is a wrong clock or a typo, not a synchronized start.
+MAX_START_AHEAD_S = 600
 
 
 def params_of(module):
@@ -326,12 +419,90 @@ def number_problems(p):
                         '(got %d)' % p['buffer'])
     if not 0 < p['port'] < 65536:
         problems.append('port must be between 1 and 65535 (got %s)' % p['port'])
-    elif p['flows'] >= 1:
-        last = max(fp.server_ports(p) + fp.data_ports(p))
+    cap = per_process_problems(p, problems)
+    if cap and not p.get('servers') and 0 < p['port'] < 65536 and p['flows'] >= 1:
+        last = p['port'] + flow_split.span(p['tool'], p['flows'], cap) - 1
         if last > 65535:
             problems.append('port %d leaves no room: %s with %d flows uses ports up to %d, above '
                             '65535; give a lower port' % (p['port'], p['tool'], p['flows'], last))
+    if cap and p.get('servers'):
+        problems.extend(servers_problems(p, cap))
     return problems
+
+
+def per_process_problems(p, problems):
+    """Check flows_per_process against what one process can hold here (adding to ``problems``);
+    returns the flows per process, or None when there is no valid figure."""
+    wanted = p.get('flows_per_process') or 0
+    if wanted < 0:
+        problems.append('flows_per_process must be 0 (what one process can hold here) or a '
+                        'positive number of flows (got %d)' % wanted)
+        return None
+    if p['nofile'] < 0:
+        return None
+    nofile = fp.nofile_limit(p['nofile'])
+    cap = flow_split.per_process_cap(p['tool'], nofile)
+    limit = 'RLIMIT_NOFILE %d (%s) less %d descriptors the process needs for itself%s' % (
+        nofile, 'nofile' if p['nofile'] else 'the hard limit', flow_split.NOFILE_MARGIN,
+        ', and iperf3 takes at most %d streams' % flow_split.IPERF3_MAX_STREAMS
+        if p['tool'] == 'iperf3' else '')
+    if cap < 1:
+        problems.append('nofile leaves a %s process no descriptors for flows: %s; give a larger '
+                        'nofile, or 0 for the hard limit' % (p['tool'], limit))
+        return None
+    if wanted > cap:
+        problems.append('flows_per_process %d is above what one %s process can hold here, %d (%s); '
+                        'give at most %d, or 0 for that' % (wanted, p['tool'], cap, limit, cap))
+        return None
+    return wanted or cap
+
+
+def servers_problems(p, cap):
+    """Each servers[i] in range, its ports below 65536 and apart from every other block's."""
+    if p['phase'] != 'start':
+        return ['servers is only for phase=start (the receiver\'s port blocks); a client uses '
+                'port and flows']
+    problems = []
+    ranges = []
+    for i, block in enumerate(p['servers']):
+        port, flows = block.get('port'), block.get('flows')
+        bad = False
+        if not isinstance(port, int) or not 0 < port < 65536:
+            problems.append('servers[%d].port must be between 1 and 65535 (got %s)' % (i, port))
+            bad = True
+        if not isinstance(flows, int) or flows < 1:
+            problems.append('servers[%d].flows must be a whole number of at least 1 (got %s)'
+                            % (i, flows))
+            bad = True
+        if bad:
+            continue
+        last = port + flow_split.span(p['tool'], flows, cap) - 1
+        if last > 65535:
+            problems.append('servers[%d] port %d leaves no room: %s with %d flows uses ports up to '
+                            '%d, above 65535; give a lower port' % (i, port, p['tool'], flows, last))
+            continue
+        for j, first_j, last_j in ranges:
+            if port <= last_j and first_j <= last:
+                problems.append('servers[%d] uses ports %d-%d, which overlap servers[%d]\'s %d-%d: '
+                                'give each block ports of its own' % (i, port, last, j, first_j, last_j))
+        ranges.append((i, port, last))
+    return problems
+
+
+def start_at_problems(p, now):
+    """start_at only with phase=client, a Unix time at most MAX_START_AHEAD_S ahead of ``now``."""
+    if p.get('start_at') is None:
+        return []
+    if p['phase'] != 'client':
+        return ['start_at is only for phase=client (when the client processes start)']
+    if not p['start_at'] > 0:
+        return ['start_at must be a Unix time in seconds (got %s)' % p['start_at']]
+    ahead = p['start_at'] - now
+    if ahead > MAX_START_AHEAD_S:
+        return ['start_at %s is %.0f s ahead of this host\'s clock (more than %d): give a time a '
+                'few seconds ahead, and check the clock of this host' % (
+                    p['start_at'], ahead, MAX_START_AHEAD_S)]
+    return []
 
 
 def problems_of(p):
@@ -340,9 +511,7 @@ def problems_of(p):
     if p['phase'] == 'client' and not p['server_address']:
         problems.append('server_address is required with phase=client: the address of the '
                         'receiver as the client reaches it')
-    if p['tool'] == 'neper' and 1 <= p['flows'] < p['threads']:
-        problems.append('neper needs flows >= threads (got flows=%d threads=%d): lower threads'
-                        % (p['flows'], p['threads']))
+    problems.extend(start_at_problems(p, time.time()))
     if p['netns'] is not None:
         problems.extend(errors(path_component('netns', p['netns'])))
     problems.extend(errors(*[device_name('devices[%d]' % i, dev)
@@ -460,6 +629,8 @@ def supervise(p, run_dir):
         fp.after(run_dir, p['netns'], p['devices'])
         if servers:
             state['exit_codes'] = servers.collect()
+            if p['tool'] == 'neper':
+                merge_samples(p, run_dir)
             peer_stopped = read_stop(stop_path) == 'client_stopped'
             # iperf2's server never ends on its own: being stopped is its normal end.
             state['reason'] = servers.failure(state['exit_codes'], allow_stopped=p['tool'] == 'iperf2',
@@ -473,6 +644,21 @@ def supervise(p, run_dir):
         state['status'] = 'failed'
     fp.write_json(os.path.join(run_dir, STATE_FILE), state)
     os._exit(0)
+
+
+def merge_samples(p, run_dir):
+    """The neper servers' own samples files -> samples.csv, flow ids unique across processes."""
+    parts = []
+    offset = 0
+    for i, proc in enumerate(fp.plan(p)):
+        parts.append((fp.samples_part(run_dir, i), offset))
+        offset += proc['flows']
+    present = [part for part in parts if os.path.exists(part[0])]
+    target = os.path.join(run_dir, 'samples.csv')
+    if len(parts) == 1 and present:
+        os.rename(present[0][0], target)
+    elif present:
+        neper_samples.merge(present, target)
 
 
 def detach(p, run_dir):
@@ -504,16 +690,20 @@ def phase_start(module, guard, p, run_dir):
         return {'changed': False, 'status': 'failed', 'reason': missing, 'commands': commands}
     if module.check_mode:
         set_sysctls(guard, p)
-        return {'changed': True, 'status': 'ok', 'reason': None,
-                'commands': guard.runner.changes + commands}
+        result = {'changed': True, 'status': 'ok', 'reason': None,
+                  'commands': guard.runner.changes + commands}
+        if p['role'] == 'server':
+            result['processes'] = fp.plan(p)
+        return result
     prepare(guard, p, run_dir)
     guard.doing('write the files of before the run into run_dir', run_dir)
     fp.before(run_dir, p['netns'], p['devices'])
     guard.doing('start the supervisor of the servers and samplers', run_dir)
     pid = detach(p, run_dir)
     result = {'changed': True, 'commands': guard.runner.changes + commands, 'supervisor_pid': pid,
-              'status': 'ok',
-              'reason': None}
+              'status': 'ok', 'reason': None}
+    if p['role'] == 'server':
+        result['processes'] = fp.plan(p)
     if p['role'] != 'server':
         return result
     deadline = time.time() + p['server_wait']
@@ -589,8 +779,13 @@ def phase_client(module, guard, p, run_dir):
                 'client_stopped': False, 'note': None}
     if module.check_mode:
         set_sysctls(guard, p)
+        note = None
+        if p['start_at'] is not None:
+            note = 'would start the client processes at %s (%.3f s from now)' % (
+                p['start_at'], p['start_at'] - time.time())
         return {'changed': True, 'status': 'ok', 'reason': None,
-                'commands': guard.runner.changes + commands, 'client_stopped': False, 'note': None}
+                'commands': guard.runner.changes + commands, 'client_stopped': False, 'note': note,
+                'processes': fp.plan(p), 'started_epoch': None, 'start_late_s': None}
     prepare(guard, p, run_dir)
     guard.doing('write the files of before the run into run_dir', run_dir)
     fp.before(run_dir, p['netns'], p['devices'], p['server_address'])
@@ -603,6 +798,7 @@ def phase_client(module, guard, p, run_dir):
                          p['sample_tc'], connecting=True)
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
     reason = note = stopped_s = None
+    late_note = wait_until(guard, p['start_at'])
     sampler.start()
     try:
         clients.start(commands, p['netns'])
@@ -623,17 +819,37 @@ def phase_client(module, guard, p, run_dir):
     fp.after(run_dir, p['netns'], p['devices'])
     rcs = clients.collect()
     times = clients.times(sampler.t0)
+    started_epoch = round(clients.started, 3) if clients.started else None
+    late = None
+    if p['start_at'] is not None and started_epoch is not None:
+        late = round(max(0.0, clients.started - p['start_at']), 3)
     if times:
-        if p['tool'] == 'iperf3':
-            times['ports'] = fp.server_ports(p)
+        times['ports'] = fp.server_ports(p)
         times['stopped_s'] = stopped_s
+        times['start_at'] = p['start_at']
+        times['started_epoch'] = started_epoch
         fp.write_json(os.path.join(run_dir, 'client_times.json'), times)
     reason = reason or clients.failure(rcs, allow_stopped=stopped_s is not None)
     clean(run_dir)
     return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,
             'exit_codes': rcs, 'commands': guard.runner.changes + commands,
-            'tool_wall_s': clients.wall_s(),
-            'client_stopped': stopped_s is not None, 'note': note}
+            'tool_wall_s': clients.wall_s(), 'processes': fp.plan(p),
+            'started_epoch': started_epoch, 'start_late_s': late,
+            'client_stopped': stopped_s is not None,
+            'note': '; '.join(n for n in (late_note, note) if n) or None}
+
+
+def wait_until(guard, start_at):
+    """Sleep until ``start_at`` (Unix time); when it is already past, say how late we are."""
+    if start_at is None:
+        return None
+    guard.doing('wait for start_at %s' % start_at)
+    ahead = start_at - time.time()
+    if ahead > 0:
+        time.sleep(ahead)
+        return None
+    return 'start_at %s was %.3f s past when the client was ready: started at once' % (
+        start_at, -ahead)
 
 
 def stopped_note(p, last):
@@ -676,6 +892,13 @@ def main():
             client_stopped=dict(type='bool', default=False),
             stop_grace=dict(type='float', default=5),
             capture_device=dict(type='str'),
+            flows_per_process=dict(type='int', default=0),
+            servers=dict(type='list', elements='dict', default=[], options=dict(
+                port=dict(type='int', required=True),
+                flows=dict(type='int', required=True),
+                name=dict(type='str'),
+            )),
+            start_at=dict(type='float'),
         ),
         supports_check_mode=True,
     )

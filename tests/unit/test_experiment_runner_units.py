@@ -1,5 +1,5 @@
-"""Pure parts of the experiment runner: the run matrix, run.json's status and outcomes, iperf3's
-split, where a tool is found, ss's connection lines and RTT samples recorded on this machine
+"""Pure parts of the experiment runner: the run matrix, run.json's status and outcomes, where a
+tool is found, ss's connection lines and RTT samples recorded on this machine
 (fixtures/experiment/README.md), and the kernels of metadata.json."""
 
 import gzip
@@ -242,13 +242,6 @@ def test_metadata_config_comparison_lists_what_differs(tmp_path):
     assert data['kernel_comparison']['zd']['differing'] == [
         {'symbol': 'CONFIG_NET_CLS', 'a': None, 'b': 'y'}]
     assert data['zd_branches'] == {'baseline': 'vm-pfifo', 'zd': 'vm-pfifo'}
-
-
-def test_iperf3_split_keeps_128_per_process():
-    assert flow_probe.iperf3_split(128) == [128]
-    assert flow_probe.iperf3_split(129) == [65, 64]
-    assert sum(flow_probe.iperf3_split(1000)) == 1000
-    assert max(flow_probe.iperf3_split(1000)) <= 128 and len(flow_probe.iperf3_split(1000)) == 8
 
 
 def test_iperf3_error_in_its_json_fails_the_run_even_when_it_exits_0(tmp_path):

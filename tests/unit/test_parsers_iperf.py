@@ -60,3 +60,19 @@ def test_iperf2_client_sum_retries_and_connects():
 def test_iperf2_refuses_other_text():
     with pytest.raises(ParseError, match='not iperf 2'):
         iperf2.parse(recorded.text('r_neper_F100', 'server.txt'))
+
+
+def test_iperf2_outputs_of_several_processes_are_summed():
+    server = recorded.text('r_iperf2_P1000', 'server.txt')
+    client = recorded.text('r_iperf2_P1000', 'client.txt')
+    assert len(iperf2.documents(server + server)) == 2
+    one = iperf2.summary(server)
+    two = iperf2.summary(server + server)
+    assert one['processes'] == 1 and two['processes'] == 2
+    assert two['flows'] == 2 * 995 and len(two['per_flow_bytes']) == 2 * 995
+    assert two['bytes'] == 2 * one['bytes'] and two['seconds'] == one['seconds']
+    assert two['messages'].count('corrupted double-linked list') == 2
+    clients = iperf2.summary(client * 3)
+    assert clients['role'] == 'client' and clients['flows'] == 3000
+    assert clients['retries'] == 3 * 43720
+    assert (clients['connect_total'], clients['connect_errors']) == (3000, 0)

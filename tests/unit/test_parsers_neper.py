@@ -77,3 +77,51 @@ def test_jain_index_bounds():
     assert neper_samples.jain_index([8, 0, 0, 0]) == 0.25
     assert neper_samples.jain_index([]) is None
     assert neper_samples.jain_index([0, 0]) is None
+
+
+def test_concatenated_server_outputs_are_summed():
+    # two tcp_stream servers' outputs one after the other, as flow_run's server.txt holds them
+    small = recorded.text('r_neper_F100', 'server.txt')
+    large = recorded.text('d_neper_F4000', 'server.txt')
+    assert len(neper.documents(small + large)) == 2
+    kv = neper.parse(small + large)
+    assert kv['num_flows'] == 4100 and kv['num_threads'] == 4
+    assert kv['local_throughput'] == 95617982 + 95627304
+    assert kv['throughput'] == pytest.approx(95.62 + 95.63) and kv['throughput_units'] == 'Mbit/s'
+    assert kv['num_samples'] == 1446 + 10314
+    assert kv['time_start'] == 1307.524031448 and kv['time_end'] == 1517.680475610  # min, max
+    assert kv['test_length'] == 10
+    assert kv['port'] == 12867  # configuration: the first process's
+    summary = neper.summary(small + large)
+    assert summary['processes'] == 2 and summary['role'] == 'server'
+    assert summary['throughput_bps'] == 95617982 + 95627304
+    assert summary['messages'] == ['Test longer than expected (11), use -l <duration> to extend'] * 2
+    text = neper.parse(small + large, numbers=False)
+    assert text['num_flows'] == '4100' and text['host'] == ''
+
+
+def test_concatenated_client_outputs_sum_the_remote_figure():
+    client = recorded.text('r_neper_F100', 'client.txt')
+    kv = neper.parse(client * 3)
+    assert kv['num_flows'] == 300 and kv['local_throughput'] == 0
+    assert neper.throughput_bps(kv) == 3 * 95617982
+    assert neper.summary(client * 3)['role'] == 'client'
+
+
+def test_samples_of_several_processes_merge_with_unique_flow_ids(tmp_path):
+    parts = []
+    for i, run in enumerate(('r_neper_F100', 'd_neper_F4000', 'r_neper_F100')):
+        path = tmp_path / ('.samples.%d.csv' % i)
+        path.write_text(recorded.text(run, 'samples.csv'))
+        parts.append((str(path), [0, 100, 4100][i]))
+    parts.append((str(tmp_path / 'never-written.csv'), 4200))
+    out = tmp_path / 'samples.csv'
+    rows = neper_samples.merge(parts, str(out))
+    assert rows == 1446 * 2 + 10314
+    merged = out.read_text()
+    assert merged.count('tid,flow_id') == 1
+    assert rows == len(merged.splitlines()) - 1
+    summary = neper_samples.summary(merged)
+    assert summary['flows'] == 100 + 4000 + 100
+    assert summary['zero_bytes'] == 23 + 3135 + 23
+    assert summary['total_bytes'] == 2 * 239199032 + 241498576

@@ -7,6 +7,8 @@ One thread per flow; each flow ends with a report line ``[ID] 0.0000-END sec TRA
 ...``. The client's transfer is what it wrote, the server's what it received. The client's
 ``[SUM]`` line carries the total retries (Rtry) and its ``[ CT]`` line the connect
 ``(tot/err)``. Byte units are 1024-based, rates 1000-based (iperf's default adaptive format).
+More flows than one process holds take several processes, whose outputs are concatenated (each
+from its ``Client connecting to`` or ``Server listening on`` line); ``summary`` adds them up.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,7 +51,7 @@ def _report(match):
 
 
 def parse(text):
-    """Role, per-flow final reports ``{id: {start, end, bytes, bps[, retries]}}``, the ``[SUM]``
+    """One process's output: role, per-flow final reports ``{id: {start, end, bytes, bps[, retries]}}``, the ``[SUM]``
     report, connect totals and the other messages (errors such as ``tcp write failed``)."""
     role = None
     flows = {}
@@ -85,7 +87,47 @@ def parse(text):
     return {'role': role, 'flows': flows, 'sum': total, 'connect': connect, 'messages': notes}
 
 
+def documents(text):
+    """The outputs of the processes in ``text``: a new one at each header line after the first
+    (what comes before the first header belongs to the first)."""
+    docs = [[]]
+    seen_header = False
+    for line in text.splitlines():
+        header = bool(_CLIENT.match(line.strip()) or _SERVER.match(line.strip()))
+        if header and seen_header:
+            docs.append([])
+        seen_header = seen_header or header
+        docs[-1].append(line)
+    return ['\n'.join(doc) + '\n' for doc in docs]
+
+
+def _add(values):
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
+
+
 def summary(text):
+    """Role, flows, bytes, seconds, retries, per-flow bytes, connects and messages; summed over
+    the outputs of several processes (seconds: the longest)."""
+    parts = [_summary(doc) for doc in documents(text)]
+    first = parts[0]
+    if len(parts) == 1:
+        return dict(first, processes=1)
+    return {
+        'role': first['role'],
+        'processes': len(parts),
+        'flows': sum(p['flows'] for p in parts),
+        'bytes': _add([p['bytes'] for p in parts]),
+        'seconds': max([p['seconds'] for p in parts if p['seconds'] is not None] or [None]),
+        'retries': _add([p['retries'] for p in parts]),
+        'per_flow_bytes': [b for p in parts for b in p['per_flow_bytes']],
+        'connect_total': _add([p['connect_total'] for p in parts]),
+        'connect_errors': _add([p['connect_errors'] for p in parts]),
+        'messages': [m for p in parts for m in p['messages']],
+    }
+
+
+def _summary(text):
     data = parse(text)
     total = data['sum']
     if total is None and data['flows']:

@@ -5,6 +5,11 @@
 
 Only the side that reads prints ``throughput=``; it also prints ``local_throughput`` in bit/s.
 The writing side prints ``local_throughput=0`` and ``remote_throughput=<reader's bit/s>``.
+
+More flows than one process holds take several processes, whose outputs are concatenated (each
+starts with ``VERSION=``). ``parse`` combines them into one set of key/values: the counts and
+rates of SUMMED are added, MAXIMUM and MINIMUM take the largest and smallest, every other key
+(configuration such as ``port``) is the first process's.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,8 +39,28 @@ def _number(value):
     return value
 
 
-def parse(text, numbers=True):
-    """``{key: value}`` of every ``key=value`` line (the last one wins); numbers converted."""
+# Figures of each process that add up over processes: rates, flows, threads, samples,
+# transactions and the resource usage (CPU seconds, faults, context switches).
+SUMMED = ('throughput', 'local_throughput', 'remote_throughput', 'num_flows', 'num_threads',
+          'num_samples', 'num_transactions', 'invalid_secret_count',
+          'utime_start', 'utime_end', 'stime_start', 'stime_end', 'minflt_start', 'minflt_end',
+          'majflt_start', 'majflt_end', 'nvcsw_start', 'nvcsw_end', 'nivcsw_start', 'nivcsw_end')
+MAXIMUM = ('test_length', 'total_run_time', 'time_end', 'maxrss_start', 'maxrss_end')
+MINIMUM = ('time_start', 'correlation_coefficient')
+
+
+def documents(text):
+    """The outputs of the processes in ``text``, each from its ``VERSION=`` line on (free text
+    before the first one belongs to the first)."""
+    docs = [[]]
+    for line in text.splitlines():
+        if line.strip().startswith('VERSION=') and any(KEY_VALUE.match(x.strip()) for x in docs[-1]):
+            docs.append([])
+        docs[-1].append(line)
+    return ['\n'.join(doc) + '\n' for doc in docs]
+
+
+def _parse_one(text, numbers=True):
     result = {}
     for line in text.splitlines():
         match = KEY_VALUE.match(line.strip())
@@ -43,6 +68,46 @@ def parse(text, numbers=True):
             key, value = match.group(1), match.group(2).strip()
             result[key] = _number(value) if numbers else value
     return result
+
+
+def _combine(parts):
+    """One set of key/values from several processes' (see the module's description)."""
+    result = dict(parts[0])
+    for key in set(k for part in parts for k in part):
+        values = [part[key] for part in parts if isinstance(part.get(key), (int, float))]
+        if key in MAXIMUM and values:
+            result[key] = max(values)
+        elif key in MINIMUM and values:
+            result[key] = min(values)
+        elif key in SUMMED and values and key != 'throughput':
+            result[key] = sum(values)
+    if any('throughput' in part for part in parts):
+        units = set(str(part.get('throughput_units', 'Mbit/s')) for part in parts if 'throughput' in part)
+        if len(units) == 1:
+            result['throughput'] = sum(part['throughput'] for part in parts
+                                       if isinstance(part.get('throughput'), (int, float)))
+        else:
+            result['throughput'] = sum(throughput_bps({'throughput': part['throughput'],
+                                                       'throughput_units': part.get('throughput_units', 'Mbit/s')})
+                                       for part in parts if 'throughput' in part)
+            result['throughput_units'] = 'bit/s'
+    return result
+
+
+def parse(text, numbers=True):
+    """``{key: value}`` of every ``key=value`` line (within one process, the last one wins);
+    numbers converted (``numbers=False``: as strings). The outputs of several processes are
+    combined (see the module's description)."""
+    docs = documents(text)
+    if len(docs) == 1:
+        return _parse_one(docs[0], numbers)
+    result = _combine([_parse_one(doc) for doc in docs])
+    if numbers:
+        return result
+    first = _parse_one(docs[0], numbers=False)
+    combined = SUMMED + MAXIMUM + MINIMUM + ('throughput_units',)
+    return dict((key, str(value) if key in combined or key not in first else first[key])
+                for key, value in result.items())
 
 
 def messages(text):
@@ -81,6 +146,7 @@ def summary(text):
         raise ParseError('neper: no VERSION= or num_flows= line: this is not neper output')
     return {
         'role': 'client' if kv.get('client') == 1 else 'server',
+        'processes': len(documents(text)),
         'num_flows': kv.get('num_flows'),
         'num_threads': kv.get('num_threads'),
         'test_length': kv.get('test_length'),

@@ -6,7 +6,9 @@
 One row per (thread, flow) snapshot each interval. ``flow_id`` is per thread, so flows are keyed
 by ``(tid, flow_id)``; ``bytes_read`` is cumulative, so a flow's last row is its total. The
 ``bytes_read/s`` column is an aggregate across flows, not a per-flow rate, and is not used.
-A flow that never received data keeps only its initial row with 0 bytes.
+A flow that never received data keeps only its initial row with 0 bytes. Several server
+processes (more flows than one holds) write one file each; ``merge`` joins them with their flow
+ids made unique.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,6 +47,46 @@ def flow_bytes(text):
         if key not in latest or when >= latest[key][0]:
             latest[key] = (when, nbytes)
     return dict((key, value[1]) for key, value in latest.items())
+
+
+def merge(parts, out):
+    """Join the ``--all-samples`` files of several tcp_stream processes into one: ``parts`` is
+    ``[(path, flow_id offset)]``, in order; every row's ``flow_id`` gets its file's offset (the
+    flows of the processes before it), so that ``(tid, flow_id)`` stays unique across processes.
+    One header is kept; missing files (a process that wrote none) are skipped. Rows are streamed,
+    not held: a run of many thousand flows has millions. Returns how many rows were written."""
+    rows = 0
+    header = None
+    with open(out, 'w') as target:
+        for path, offset in parts:
+            try:
+                source = open(path)
+            except (IOError, OSError):
+                continue
+            with source:
+                first = source.readline()
+                if not first.strip():
+                    continue
+                names = [h.strip() for h in first.strip().split(',')]
+                if 'flow_id' not in names:
+                    raise ParseError('neper samples: %s has no flow_id column (got %s)'
+                                     % (path, first.strip()))
+                column = names.index('flow_id')
+                if header is None:
+                    header = first
+                    target.write(first)
+                for line in source:
+                    fields = line.rstrip('\n').split(',')
+                    if len(fields) <= column:
+                        continue
+                    try:
+                        fields[column] = str(int(fields[column]) + offset)
+                    except ValueError:
+                        raise ParseError('neper samples: %s has a row that is not a sample: %r'
+                                         % (path, line.strip()))
+                    target.write(','.join(fields) + '\n')
+                    rows += 1
+    return rows
 
 
 def jain_index(values):
