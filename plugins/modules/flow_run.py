@@ -824,7 +824,7 @@ def phase_client(module, guard, p, run_dir):
     if p['start_at'] is not None and started_epoch is not None:
         late = round(max(0.0, clients.started - p['start_at']), 3)
     if times:
-        times['ports'] = fp.server_ports(p)
+        times['ports'] = fp.data_ports(p)
         times['stopped_s'] = stopped_s
         times['start_at'] = p['start_at']
         times['started_epoch'] = started_epoch
