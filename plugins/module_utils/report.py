@@ -188,6 +188,8 @@ class Results(object):
             flat = flatten(record)
             flat['run_dir'] = os.path.relpath(run_dir, results_dir)
             flat['problems'] = '; '.join(record.get('problems') or [])
+            flat['per_sender'] = record.get('per_sender') or []
+            flat['start_spread_s'] = record.get('start_spread_s')
             self.runs.append(flat)
         self.runs.sort(key=lambda r: (str(r['variant']), _flows_key(r['flows']), str(r['mode']),
                                       _flows_key(r['rep'])))
@@ -516,6 +518,37 @@ def effect_sections(results, marked):
     return out
 
 
+PER_SENDER_COLUMNS = ('throughput_bps', 'flows_alive', 'flows_aborted', 'flows_zero_bytes', 'jain_index',
+                      'retrans_segs', 'rto_count', 'local_qdisc_drops')
+
+
+def per_sender_section(results):
+    """Every sender of the runs that had more than one: its pair, its own figures and how long
+    after the first sender it started; None when no run had several senders."""
+    several = [r for r in results.runs if len(r.get('per_sender') or []) > 1]
+    if not several:
+        return None
+    header = (['mode', 'variant', 'flows', 'rep', 'sender', 'receiver', 'its flows']
+              + [column_title(k) for k in PER_SENDER_COLUMNS] + ['start offset (s)'])
+    rows = []
+    for run in several:
+        for entry in run['per_sender']:
+            rows.append([str(run['mode']), str(run['variant']), str(run['flows']), str(run['rep']),
+                         str(entry.get('sender') or entry.get('dir')), str(entry.get('receiver') or '—'),
+                         '—' if entry.get('flows') is None else str(entry['flows'])]
+                        + [fmt_stat(k, stats([entry.get(k)])) for k in PER_SENDER_COLUMNS]
+                        + ['—' if entry.get('start_offset_s') is None else '%.3f' % entry['start_offset_s']])
+    spreads = ['%s/%s/%s/%s: %s' % (r['mode'], r['variant'], r['flows'], r['rep'],
+                                    '—' if r.get('start_spread_s') is None else '%.3f s' % r['start_spread_s'])
+               for r in several]
+    return ('Per sender', [
+        ('p', 'Runs with several senders, each sender\'s own figures (the summary above is the '
+              'whole run: its Jain index is over every flow of the run). Start offset: seconds after '
+              'the first sender started, clock offsets corrected. Start spread per run: %s.'
+         % '; '.join(spreads)),
+        ('table', header, rows)])
+
+
 def sections(results, images):
     """The report as (heading, blocks); blocks are ('p', text), ('table', header, rows),
     ('img', path, title) or ('pre', text). Rendered to Markdown and to HTML."""
@@ -552,6 +585,9 @@ def sections(results, images):
                 rows.append([str(row['flows']), row['mode'], '%d/%d' % (row['runs_ok'], row['runs_failed'])]
                             + [fmt_stat(k, row[k]) for k in SUMMARY_COLUMNS])
         out.append(('Summary, variant %s' % variant, [('table', header, rows)]))
+    per_sender = per_sender_section(results)
+    if per_sender:
+        out.append(per_sender)
     sampled = [r for r in ok if r.get('throughput_source') == 'sampled']
     if sampled:
         windows = [r['throughput_window_s'] for r in sampled]

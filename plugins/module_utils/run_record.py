@@ -27,7 +27,7 @@ RECORD_KEYS = (
     'local_qdisc_drops', 'bottleneck_drops', 'ecn_marks', 'ecn_ce_pkts', 'listen_overflows',
     'connect_attempts', 'connect_failures', 'syn_retrans', 'flows_connected',
     'flows_stalled_connect', 'client_stopped', 'cpu', 'rtt_ms', 'backlog_max_bytes', 'notes',
-    'zd_branch', 'layout_check', 'queue_check', 'not_comparable')
+    'zd_branch', 'layout_check', 'queue_check', 'not_comparable', 'per_sender', 'start_spread_s')
 
 TOOLS = ('neper', 'iperf3', 'iperf2')
 # root qdiscs that limit a rate: where run.json does not say, the one device with such a root
@@ -89,7 +89,8 @@ def _established(text):
 
 def _client_times(text):
     """client_times.json -> ``{'started_s': float, 'exited_s': [float or None, ...],
-    'ports': [int, ...]}`` (ports: each process's data port, when known)."""
+    'ports': [int, ...]}`` (ports: each process's data port, when known), with ``start_at`` and
+    ``started_epoch`` (Unix epoch seconds) when the client wrote them."""
     try:
         times = json.loads(text)
         exited = times['exited_s']
@@ -100,8 +101,12 @@ def _client_times(text):
         if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
             raise ValueError(ports)
         stopped = times.get('stopped_s')
-        return {'started_s': float(times['started_s']), 'exited_s': exited, 'ports': ports,
-                'stopped_s': None if stopped is None else float(stopped)}
+        found = {'started_s': float(times['started_s']), 'exited_s': exited, 'ports': ports,
+                 'stopped_s': None if stopped is None else float(stopped)}
+        for key in ('start_at', 'started_epoch'):
+            if times.get(key) is not None:
+                found[key] = float(times[key])
+        return found
     except (ValueError, KeyError, TypeError) as e:
         raise ParseError('client_times: not {"started_s": seconds, "exited_s": [seconds or '
                          'null, ...], "ports": [port, ...], "stopped_s": seconds or null}: %s' % e)
@@ -526,6 +531,83 @@ def _zd_guard(run, hosts, senders):
     return branch, layout, queue, reasons
 
 
+def _pairs(run, senders, receivers):
+    """run.json's pairs as ``(sender name, receiver name, sender dir, receiver dir, flows)``;
+    without them (a run of one sender), each sender with the only receiver."""
+    pairs = [(p.get('sender'), p.get('receiver'), p.get('sender_dir'), p.get('receiver_dir'), p.get('flows'))
+             for p in run.get('pairs') or [] if isinstance(p, dict) and p.get('sender_dir')]
+    if pairs:
+        return pairs
+    names = run.get('hosts') or {}
+    sender = names.get('sender') if isinstance(names.get('sender'), str) else None
+    receiver = names.get('receiver') if isinstance(names.get('receiver'), str) else None
+    return [(sender, receiver, s, receivers[0] if len(receivers) == 1 else None,
+             run.get('flows') if len(senders) == 1 else None) for s in senders]
+
+
+def _start_times(run, hosts, pairs):
+    """Each sender's start on the controller's clock: its client's ``started_epoch`` less its
+    clock offset, where the offset is larger than its uncertainty (a smaller one cannot be told
+    from none); None where unknown."""
+    offsets = run.get('clock_offsets') or {}
+    found = {}
+    for sender, _receiver, s_dir, _r_dir, _flows in pairs:
+        epoch = (hosts.get(s_dir, {}).get('client_times') or {}).get('started_epoch')
+        if epoch is None:
+            found[s_dir] = None
+            continue
+        clock = offsets.get(sender) or {}
+        offset = clock.get('offset_s') or 0.0
+        if abs(offset) <= (clock.get('uncertainty_s') or 0.0):
+            offset = 0.0
+        found[s_dir] = epoch - offset
+    return found
+
+
+def _per_sender(run, tool, hosts, pairs, duration, starts):
+    """One entry per pair: the sender's figures from its own output and, when its receiver
+    serves no other pair, from the receiver's too."""
+    served = {}
+    for _s, _r, _sd, r_dir, _f in pairs:
+        served[r_dir] = served.get(r_dir, 0) + 1
+    known = [t for t in starts.values() if t is not None]
+    entries = []
+    for sender, receiver, s_dir, r_dir, flows in pairs:
+        if s_dir not in hosts:
+            continue
+        alone = r_dir in hosts and served.get(r_dir) == 1
+        sub = dict((d, hosts[d]) for d in (s_dir, r_dir) if d in hosts)
+        receivers = [r_dir] if alone else []
+        throughput = _throughput(tool, sub, [s_dir], receivers, duration)
+        client = hosts[s_dir].get('client') or {}
+        if throughput is None and tool == 'iperf2' and client.get('bytes') is not None and client.get('seconds'):
+            throughput = client['bytes'] * 8.0 / client['seconds']
+        per_flow, threshold = _per_flow(tool, sub, receivers, [s_dir])
+        if per_flow is None and tool in ('iperf2', 'neper'):
+            if tool == 'iperf2' and 'per_flow_bytes' in client:
+                per_flow = client['per_flow_bytes']
+            elif 'flows' in hosts[s_dir]:
+                per_flow = [flow[5] for flow in hosts[s_dir]['flows']]
+        summary = neper_samples.summarize_flows(per_flow, threshold) if per_flow is not None else None
+        alive = _alive(hosts, [s_dir], duration)
+        if alive is not None and tool == 'iperf3':
+            alive = max(alive - (_processes(hosts, [s_dir], 'client') or 0), 0)
+        start = starts.get(s_dir)
+        entries.append({
+            'sender': sender, 'receiver': receiver, 'dir': s_dir, 'receiver_dir': r_dir,
+            'flows': flows, 'throughput_bps': throughput,
+            'flows_alive': alive,
+            'flows_aborted': _counter(hosts, [s_dir], 'TcpExtTCPAbortOnTimeout'),
+            'flows_zero_bytes': summary['zero_bytes'] if summary else None,
+            'jain_index': summary['jain_index'] if summary else None,
+            'retrans_segs': _counter(hosts, [s_dir], 'TcpRetransSegs'),
+            'rto_count': _counter(hosts, [s_dir], 'TcpExtTCPTimeouts'),
+            'local_qdisc_drops': _qdisc_drops(hosts, [s_dir]),
+            'start_offset_s': round(start - min(known), 6) if start is not None and known else None,
+        })
+    return entries
+
+
 def build(run, hosts, problems):
     """The record from run.json's content and the parsed hosts."""
     params = run.get('params') or {}
@@ -606,6 +688,16 @@ def build(run, hosts, problems):
     if stopped and connected == 0:
         not_comparable.append('not comparable: the client was stopped before any flow connected')
 
+    pairs = _pairs(run, senders, receivers)
+    starts = _start_times(run, hosts, pairs)
+    known_starts = [t for t in starts.values() if t is not None]
+    spread = round(max(known_starts) - min(known_starts), 6) if len(known_starts) > 1 else None
+    spread_max = run.get('start_spread_max_s')
+    if spread is not None and spread_max is not None and spread > spread_max:
+        not_comparable.append('not comparable: the senders started %.3f s apart (clock offsets '
+                              'corrected), more than experiment_start_spread_max (%s s)'
+                              % (spread, spread_max))
+
     rtt_samples = [s for h in hosts.values() for s in h.get('rtt_samples', [])]
     has_rtt = any('rtt_samples' in h for h in hosts.values())
 
@@ -656,6 +748,11 @@ def build(run, hosts, problems):
         'throughput_sampled': sampled,
         'problems': problems,
     }
+    record['per_sender'] = _per_sender(run, tool, hosts, pairs, duration, starts)
+    record['start_spread_s'] = spread
+    record['start_at'] = run.get('start_at')
+    record['qdisc_drops_by_host'] = dict((role, h['qdisc']['total']['drops'])
+                                         for role, h in sorted(hosts.items()) if 'qdisc' in h) or None
     record['per_host'] = dict((role, _raw(host)) for role, host in sorted(hosts.items()))
     return record
 

@@ -98,14 +98,23 @@ devices:
   type: dict
   sample: {eth1: {txqueuelen: 100, mtu: 1500, qdisc: pfifo}}
 nofile:
-  description: Soft and hard RLIMIT_NOFILE of the module's process.
+  description: Soft and hard RLIMIT_NOFILE of the module's process (C(soft), C(hard)).
   returned: always
   type: dict
+  sample: {soft: 1024, hard: 524288}
+clock_s:
+  description:
+    - The host's wall clock (Unix epoch seconds) when the module read it; against the controller's
+      time before and after the task it gives the host's clock offset.
+  returned: always
+  type: float
+  sample: 1795332000.123
 '''
 
 import json
 import os
 import resource
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe
@@ -227,6 +236,7 @@ def main():
         except CommandError as e:
             runner.fail('cannot read the qdiscs: %s' % e, error=e)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        clock = time.time()
         guard.doing('read the traffic tools\' versions', p['bin_dir'])
         versions, paths = tool_versions(host, p['bin_dir'])
         guard.doing('read the devices')
@@ -237,7 +247,7 @@ def main():
         changed=False,
         kernel={'release': release, 'version': version, 'build': build},
         sysctls=sysctls, qdiscs=qdiscs, devices=links, ovs=ovs, tools=versions, tool_paths=paths,
-        nofile={'soft': soft, 'hard': hard})
+        nofile={'soft': soft, 'hard': hard}, clock_s=clock)
 
 
 if __name__ == '__main__':

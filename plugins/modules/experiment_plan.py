@@ -58,6 +58,55 @@ options:
   timestamp:
     description: Name of this execution's directory; default the current UTC time C(%Y%m%dT%H%M%SZ).
     type: str
+  hosts:
+    description:
+      - Host role to an inventory host or a list of them (C(experiment_hosts)); V(sender) and
+        V(receiver) are required. With it every run carries its C(hosts), C(dirs) and C(pairs).
+      - The run's flow count is the total over its senders, split by O(sender_weights); each
+        sender is paired with a receiver (O(pairing), else round robin) and every pair gets its
+        own block of server ports on its receiver, from the run's C(port) or the tool's default.
+    type: dict
+    default: {}
+  mode_hosts:
+    description: Per mode, host roles that replace those of O(hosts) (C(experiment_mode_hosts)).
+    type: dict
+    default: {}
+  sender_weights:
+    description: Sender host to its share of the flows (above 0; default 1 each).
+    type: dict
+    default: {}
+  pairing:
+    description: Sender host to the receiver host it sends to; unlisted senders go round robin.
+    type: dict
+    default: {}
+  flows_per_process:
+    description:
+      - Flows one tool process holds, the same on both sides of every pair; null or 0 = the
+        smallest C(per_process_cap) of the run's senders' and receivers' O(nofile).
+    type: int
+  nofile:
+    description:
+      - Host to its RLIMIT_NOFILE hard limit (C(nofile.hard) of
+        M(zerodrop.testbed.experiment_host_facts)). Hosts without one do not limit
+        C(flows_per_process); with none known each pair's block is planned for one process.
+    type: dict
+    default: {}
+  inventory:
+    description: Inventory host names; when given, a host of O(hosts) or O(mode_hosts) not among them fails.
+    type: list
+    elements: str
+  clocks:
+    description:
+      - Host to its clock (C(clock_s) of M(zerodrop.testbed.experiment_host_facts)), read between
+        O(clock_before) and O(clock_after) on the controller; gives RV(clock_offsets).
+    type: dict
+    default: {}
+  clock_before:
+    description: The controller's time (Unix epoch seconds) before the hosts read O(clocks).
+    type: float
+  clock_after:
+    description: The controller's time after the hosts read O(clocks).
+    type: float
 attributes:
   check_mode:
     support: full
@@ -79,6 +128,18 @@ EXAMPLES = r'''
   delegate_to: localhost
   run_once: true
   register: plan
+
+- name: Plan 1000 flows from three senders to two receivers
+  zerodrop.testbed.experiment_plan:
+    name: scale
+    flows: [1000]
+    params: {duration: 20, tool: neper}
+    hosts: {sender: [vm1, vm2, vm3], receiver: [rcv1, rcv2], router: rtr}
+    sender_weights: {vm1: 2}
+    nofile: {vm1: 20000, vm2: 20000, vm3: 20000, rcv1: 65536, rcv2: 65536}
+    results_dir: /srv/results
+  delegate_to: localhost
+  run_once: true
 '''
 
 RETURN = r'''
@@ -97,9 +158,31 @@ runs:
     - The runs in order, each with C(index) (1-based), C(mode), C(variant), C(flows), C(rep),
       C(params) (the base parameters with the sweep point applied, plus C(flows)),
       C(relpath) (relative to RV(root)) and C(dir) (absolute).
+    - With O(hosts), also C(hosts) (role to list of hosts), C(dirs) (host to its directory in the
+      run, C(sender)/C(receiver) when the role has one host, else C(sender-<host>)),
+      C(flows_per_process), C(pairs) (C(sender), C(receiver), C(flows), C(port),
+      C(sender_dir), C(receiver_dir)) and C(servers) (receiver to the server blocks it runs,
+      C(port), C(flows), C(name) - the O(servers) of M(zerodrop.testbed.flow_run)).
   returned: always
   type: list
   elements: dict
+hosts:
+  description: With O(hosts), per mode the host roles, each a list of hosts.
+  returned: always
+  type: dict
+  sample: {baseline: {sender: [vm1, vm2], receiver: [rcv1], router: [rtr]}}
+first_hosts:
+  description: With O(hosts), per mode each host role's first host.
+  returned: always
+  type: dict
+  sample: {baseline: {sender: vm1, receiver: rcv1, router: rtr}}
+clock_offsets:
+  description:
+    - Per host of O(clocks), C(offset_s) (its clock minus the midpoint of O(clock_before) and
+      O(clock_after)) and C(uncertainty_s) (half their distance).
+  returned: always
+  type: dict
+  sample: {vm1: {offset_s: 0.012, uncertainty_s: 0.21}}
 '''
 
 import itertools
@@ -108,7 +191,8 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodrop.testbed.plugins.module_utils.flow_probe import TOOLS
+from ansible_collections.zerodrop.testbed.plugins.module_utils import experiment_pairs, flow_split
+from ansible_collections.zerodrop.testbed.plugins.module_utils.flow_probe import DEFAULT_PORTS, TOOLS
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import path_component
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
@@ -220,6 +304,38 @@ def plan(name, modes, flows, repetitions, params, sweep):
     return runs
 
 
+def place(runs, hosts, mode_hosts, modes, weights, pairing, flows_per_process, nofile, inventory):
+    """Each run's hosts, directories and pairs; ValueError naming the bad variable."""
+    roles_of = experiment_pairs.check_all(hosts, mode_hosts, modes, weights, pairing, inventory)
+    if flows_per_process is not None and flows_per_process < 0:
+        raise ValueError('flows_per_process is %r: give 1 or more, or null for the hosts\' file limit'
+                         % flows_per_process)
+    for run in runs:
+        roles = roles_of[run['mode']]
+        tool = run['params'].get('tool') or 'neper'
+        per_process = experiment_pairs.flows_per_process(
+            flows_per_process, tool, roles['sender'] + roles['receiver'], nofile, flow_split.per_process_cap)
+        run['hosts'] = roles
+        run['dirs'] = experiment_pairs.host_dirs(roles)
+        run['flows_per_process'] = per_process
+        run['pairs'] = experiment_pairs.layout(
+            roles, run['flows'], tool, run['params'].get('port') or DEFAULT_PORTS[tool], per_process,
+            flow_split.span, weights, pairing)
+        run['servers'] = dict((receiver, [{'port': x['port'], 'flows': x['flows'], 'name': x['sender']}
+                                          for x in run['pairs'] if x['receiver'] == receiver])
+                              for receiver in roles['receiver'])
+    return roles_of
+
+
+def clock_offsets(clocks, before, after):
+    if before is None or after is None:
+        return {}
+    middle = (before + after) / 2.0
+    return dict((host, {'offset_s': round(float(clock) - middle, 6),
+                        'uncertainty_s': round(abs(after - before) / 2.0, 6)})
+                for host, clock in clocks.items() if clock is not None)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -231,12 +347,26 @@ def main():
             sweep=dict(type='dict', default={}),
             results_dir=dict(type='path', required=True),
             timestamp=dict(type='str'),
+            hosts=dict(type='dict', default={}),
+            mode_hosts=dict(type='dict', default={}),
+            sender_weights=dict(type='dict', default={}),
+            pairing=dict(type='dict', default={}),
+            flows_per_process=dict(type='int'),
+            nofile=dict(type='dict', default={}),
+            inventory=dict(type='list', elements='str'),
+            clocks=dict(type='dict', default={}),
+            clock_before=dict(type='float'),
+            clock_after=dict(type='float'),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
         runs = plan(p['name'], p['modes'], p['flows'], p['repetitions'], p['params'], p['sweep'])
+        roles_of = {}
+        if p['hosts']:
+            roles_of = place(runs, p['hosts'], p['mode_hosts'], p['modes'], p['sender_weights'],
+                             p['pairing'], p['flows_per_process'] or None, p['nofile'], p['inventory'])
     except ValueError as e:
         module.fail_json(msg=str(e))
     stamp = p['timestamp'] or time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
@@ -255,7 +385,10 @@ def main():
         with Guard(module) as guard:
             guard.doing('create the results directory (results_dir)', root)
             os.makedirs(root)
-    module.exit_json(changed=changed, root=root, total=len(runs), runs=runs)
+    module.exit_json(changed=changed, root=root, total=len(runs), runs=runs, hosts=roles_of,
+                     first_hosts=dict((mode, dict((role, names[0]) for role, names in roles.items()))
+                                      for mode, roles in roles_of.items()),
+                     clock_offsets=clock_offsets(p['clocks'], p['clock_before'], p['clock_after']))
 
 
 if __name__ == '__main__':

@@ -38,7 +38,7 @@ options:
     type: dict
     required: true
   hosts:
-    description: Host role to inventory host name.
+    description: Host role to an inventory host name or a list of them.
     type: dict
     required: true
   bottleneck:
@@ -54,6 +54,40 @@ options:
       - An outcome of another run (its C(run) differs from the C(index) of O(run)), or none at all
         (an empty dict, null), fails the run - the host failed or was unreachable before the run
         ended.
+    type: dict
+    default: {}
+  phases:
+    description:
+      - Instead of O(outcomes) - per phase (C(qdisc), C(start), C(client), C(stop), C(pull),
+        C(pull_again), C(errors)) a map of inventory host to what that host registered in this
+        run; a host not in O(play_hosts) (it failed or became unreachable) has no outcome.
+      - A failed C(pull) (its C(rc)) fails the run; a C(pull_again) that ran is the recovery
+        of O(recover_tasks), noted.
+    type: dict
+    default: {}
+  play_hosts:
+    description: The hosts still in the play (C(ansible_play_hosts)); used with O(phases).
+    type: list
+    elements: str
+    default: []
+  recover_tasks:
+    description: Name of the task file that recovered a host whose files could not be pulled (for the note).
+    type: str
+    default: ''
+  start_at:
+    description: The instant (Unix epoch seconds) every client was told to start at; null with one sender.
+    type: float
+  start_spread_max:
+    description:
+      - Seconds the senders' starts (clock offsets corrected) may be apart; result.json flags a
+        run with a larger C(start_spread_s) not comparable. Recorded as C(start_spread_max_s).
+    type: float
+    default: 0.5
+  clock_offsets:
+    description:
+      - Inventory host to its clock offset against the controller, C(offset_s) and
+        C(uncertainty_s) (C(clock_offsets) of M(zerodrop.testbed.experiment_plan)); the run's
+        hosts' are recorded.
     type: dict
     default: {}
   errors:
@@ -164,19 +198,53 @@ def outcome_results(outcome, run_index):
     return list(outcome.get('results') or []), list(outcome.get('errors') or [])
 
 
+def names(value):
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def phase_outcome(host, phases, play_hosts, run_index, recover_tasks=''):
+    """A host's outcome from what it registered in each phase; None when it left the play."""
+    if host not in play_hosts:
+        return None
+
+    def got(name):
+        return (phases.get(name) or {}).get(host) or {}
+
+    results = [got('qdisc'), got('start'), got('client'), got('stop')]
+    pull, again = got('pull'), got('pull_again')
+    recovered = bool(again) and not again.get('skipped')
+    pulled = again if recovered else pull
+    if pulled.get('rc') not in (None, 0):
+        results.append({'status': 'failed', 'reason': 'pulling the raw files failed: %s'
+                        % (pulled.get('msg') or 'rc=%s' % pulled['rc'])})
+    elif recovered:
+        closed = [line for line in (pull.get('msg') or '').splitlines() if 'closed' in line]
+        results.append({'status': 'ok', 'note': 'unreachable after the run (%s); recovered with %s, '
+                        'files pulled after it' % (closed[0] if closed else 'pull failed', recover_tasks)})
+    return {'run': run_index, 'results': results, 'errors': list(got('errors') or [])}
+
+
 def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finished, kernel=None,
-           zd_branch=None):
+           zd_branch=None, host_outcomes=None):
+    """run.json's content. ``outcomes`` are per host role; ``host_outcomes`` (when given) per
+    inventory host instead."""
     reasons = list(errors)
     notes = []
     tool_wall = None
     stopped = False
     phases = {}
     roles_of = {}
-    for role in sorted(outcomes):
-        roles_of.setdefault(hosts.get(role, role), []).append(role)
+    if host_outcomes is not None:
+        for role in sorted(hosts):
+            for host in names(hosts[role]):
+                roles_of.setdefault(host, []).append(role)
+    else:
+        for role in sorted(outcomes):
+            roles_of.setdefault((names(hosts.get(role)) or [role])[0], []).append(role)
     for host, roles in sorted(roles_of.items(), key=lambda item: item[1]):
-        label = '/'.join(roles)
-        found = outcome_results(outcomes[roles[0]], run.get('index'))
+        label = '/'.join(r if len(names(hosts.get(r, host))) <= 1 else '%s-%s' % (r, host) for r in roles)
+        outcome = host_outcomes.get(host) if host_outcomes is not None else outcomes[roles[0]]
+        found = outcome_results(outcome, run.get('index'))
         if found is None:
             reasons.append(NO_OUTCOME % (label, host))
             continue
@@ -210,6 +278,8 @@ def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finish
         'status': 'failed' if reasons else 'ok', 'reason': '; '.join(unique(reasons)) or None,
         'client_stopped': stopped, 'notes': notes,
         'kernel': kernel or None, 'zd_branch': zd_branch,
+        'pairs': run.get('pairs') or [],
+        'flows_per_process': run.get('flows_per_process'),
         'started': iso(started), 'finished': iso(finished),
         'wall_s': round(finished - started, 3),
         # How long the client itself ran: wall_s minus this is the harness's own time.
@@ -228,6 +298,12 @@ ARGUMENT_SPEC = dict(
     outcomes=dict(type='dict', default={}),
     errors=dict(type='list', elements='str', default=[]),
     started=dict(type='float', required=True),
+    phases=dict(type='dict', default={}),
+    play_hosts=dict(type='list', elements='str', default=[]),
+    recover_tasks=dict(type='str', default=''),
+    start_at=dict(type='float'),
+    start_spread_max=dict(type='float', default=0.5),
+    clock_offsets=dict(type='dict', default={}),
     normalise=dict(type='bool', default=True),
     kernel=dict(type='dict', default={}),
     zd_branch=dict(type='str'),
@@ -244,8 +320,12 @@ def problems_of(p):
         problems.append('run.params must be a dict of the run\'s parameters (got %r)'
                         % (p['run']['params'],))
     for role, host in sorted(p['hosts'].items()):
-        if not isinstance(host, str) or not host:
-            problems.append('hosts.%s must be an inventory host name (got %r)' % (role, host))
+        listed = [host] if isinstance(host, str) else host
+        if not isinstance(listed, list) or not listed or not all(isinstance(h, str) and h for h in listed):
+            problems.append('hosts.%s must be an inventory host name or a non-empty list of them (got %r)'
+                            % (role, host))
+    if p['start_spread_max'] is not None and p['start_spread_max'] <= 0:
+        problems.append('start_spread_max must be above 0 seconds (got %r)' % p['start_spread_max'])
     problems.extend(errors(directory_problem('path', p['path'])))
     return problems
 
@@ -256,8 +336,17 @@ def execute(p, check_mode):
     problems = problems_of(p)
     if problems:
         return {'failed': True, 'changed': False, 'msg': '; '.join(problems)}
+    host_outcomes = None
+    if p['phases']:
+        host_outcomes = dict((host, phase_outcome(host, p['phases'], p['play_hosts'], p['run'].get('index'),
+                                                  p['recover_tasks']))
+                             for host in unique(h for v in p['hosts'].values() for h in names(v)))
     data = record(p['experiment'], p['run'], p['hosts'], p['bottleneck'], p['outcomes'],
-                  p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'])
+                  p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'], host_outcomes)
+    members = set(h for v in p['hosts'].values() for h in names(v))
+    data['start_at'] = p['start_at']
+    data['start_spread_max_s'] = p['start_spread_max']
+    data['clock_offsets'] = dict((h, o) for h, o in sorted(p['clock_offsets'].items()) if h in members)
     result, problems, made = None, [], []
     if check_mode:
         return {'changed': True, 'record': data, 'result': result, 'problems': problems}

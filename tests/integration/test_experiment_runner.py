@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -462,3 +463,76 @@ def test_the_layout_guard_and_the_report_of_a_comparison(pair, neper, playbook):
     assert 'Configs of baseline and zd identical apart from LOCALVERSION: yes.' in effect
     flagged = md.split('## Flagged runs')[1].split('\n## ')[0]
     assert flagged.count('not comparable') == 4, flagged
+
+
+def test_two_senders_share_one_receiver_and_start_together(netns, tmp_path, playbook):
+    # snd1 and snd2 -> rtr (tbf + bfifo on its egress to the receiver) -> rcv: experiment_flows
+    # is the total (7 = 4 + 3), each sender its own block of iperf3 server ports on the one
+    # receiver, one start_at for both clients, a record per sender and Jain over all 7 flows.
+    snd1, snd2, rtr, rcv = netns('zsnd'), netns('zsnd'), netns('zrtr'), netns('zrcv')
+    x = 100 + uuid.uuid4().int % 100
+    link(snd1, 'vs', rtr, 'vr1', '10.%d.1.1/24' % x, '10.%d.1.2/24' % x)
+    link(snd2, 'vs', rtr, 'vr3', '10.%d.3.1/24' % x, '10.%d.3.2/24' % x)
+    link(rtr, 'vr2', rcv, 'vc', '10.%d.2.2/24' % x, '10.%d.2.1/24' % x)
+    for ns in (snd1, snd2):
+        ip('-n', ns, 'route', 'add', 'default', 'via', '10.%d.%d.2' % (x, 1 if ns == snd1 else 3))
+    ip('-n', rcv, 'route', 'add', 'default', 'via', '10.%d.2.2' % x)
+    subprocess.run(['ip', 'netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], check=True)
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(
+        'all:\n'
+        '  vars:\n'
+        '    ansible_connection: local\n'
+        '    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+        '  hosts:\n'
+        '    snd1: {experiment_netns: %s}\n'
+        '    snd2: {experiment_netns: %s}\n'
+        '    rtr: {experiment_netns: %s}\n'
+        '    rcv: {experiment_netns: %s, experiment_data_address: 10.%d.2.1}\n'
+        % (snd1, snd2, rtr, rcv, x))
+    results = str(tmp_path / 'results')
+    run = playbook(PLAYBOOK, inventory=str(inventory), extra_vars={
+        'experiment_name': 'two',
+        'experiment_hosts': {'sender': ['snd1', 'snd2'], 'receiver': 'rcv', 'router': 'rtr'},
+        'experiment_tool': 'iperf3',
+        'experiment_flows': [7],
+        'experiment_duration': 3,
+        'experiment_flows_per_process': 2,
+        'experiment_start_delay': 4,
+        'experiment_bottleneck': {'host_role': 'router', 'device': 'vr2', 'netns': None, 'tree': [
+            {'parent': 'root', 'handle': '1:', 'kind': 'tbf',
+             'options': {'rate': '100mbit', 'burst': 15000, 'latency': '10ms'}},
+            {'parent': '1:1', 'handle': '10:', 'kind': 'bfifo', 'options': {'limit': 100000}}]},
+        'experiment_results_dir': results,
+    })
+    assert run.rc == 0, run
+    records = records_of(results, 'two')
+    assert list(records) == ['baseline/default/7/1'], records
+    record, result, run_dir = records['baseline/default/7/1']
+    assert record['status'] == 'ok', record
+    assert record['hosts'] == {'sender': ['snd1', 'snd2'], 'receiver': ['rcv'], 'router': ['rtr']}
+    # 4 flows at 2 a process: ports 5201-5202 for snd1, then snd2's 3 flows on 5203-5204
+    assert [(p['sender'], p['receiver'], p['flows'], p['port'], p['sender_dir'], p['receiver_dir'])
+            for p in record['pairs']] == [('snd1', 'rcv', 4, 5201, 'sender-snd1', 'receiver'),
+                                          ('snd2', 'rcv', 3, 5203, 'sender-snd2', 'receiver')]
+    assert sorted(os.listdir(run_dir)) == ['receiver', 'result.json', 'router', 'run.json',
+                                           'sender-snd1', 'sender-snd2']
+    start_at = record['start_at']
+    assert start_at is not None and record['started'] <= time.strftime(
+        '%Y-%m-%dT%H:%M:%SZ', time.gmtime(start_at))
+    for sender in ('snd1', 'snd2'):
+        with open(os.path.join(run_dir, 'sender-' + sender, 'client_times.json')) as f:
+            times = json.load(f)
+        assert times['start_at'] == start_at and times['started_epoch'] >= start_at - 0.01, times
+        assert set(record['clock_offsets'][sender]) == {'offset_s', 'uncertainty_s'}
+    assert result['status'] == 'ok' and result['flows'] == 7 and result['flows_started'] == 7, result
+    assert result['flows_zero_bytes'] == 0 and result['jain_index'] is not None
+    assert [(s['sender'], s['dir'], s['flows'], s['flows_alive']) for s in result['per_sender']] == [
+        ('snd1', 'sender-snd1', 4, 4), ('snd2', 'sender-snd2', 3, 3)], result['per_sender']
+    assert all(s['throughput_bps'] > 0 and s['start_offset_s'] is not None for s in result['per_sender'])
+    assert sum(s['throughput_bps'] for s in result['per_sender']) == pytest.approx(
+        result['throughput_bps'], rel=0.2)
+    assert result['start_spread_s'] is not None and result['start_spread_s'] < 0.5, result
+    with open(glob.glob(os.path.join(results, 'two', '*', 'report.md'))[0]) as f:
+        report = f.read()
+    assert '## Per sender' in report and '| baseline | default | 7 | 1 | snd2 | rcv | 3 |' in report

@@ -256,3 +256,26 @@ def test_old_records_keep_their_connection_failures():
     flat = report.flatten({'status': 'ok', 'conn_failures': 4})
     assert flat['connect_failures'] == 4
     assert report.flatten({'status': 'ok', 'connect_failures': 2})['connect_failures'] == 2
+
+
+def test_no_per_sender_table_with_one_sender(tree):
+    assert '## Per sender' not in _read(tree, 'report.md')
+
+
+def test_per_sender_table_for_a_run_with_two_senders(tmp_path):
+    # the real two-sender run of test_experiment_runner beside a one-sender run
+    root = str(tmp_path / 'results')
+    shutil.copytree(os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment', 'two_senders_iperf3_F7'),
+                    os.path.join(root, 'baseline', 'default', '7', '1'))
+    recorded.build_run(root, 'r_neper_F100', 'baseline', flows=100, rep=1)
+    files, _results = report.build(root)
+    md = files['report.md'].decode()
+    section = md.split('## Per sender\n', 1)[1].split('\n## ', 1)[0]
+    assert 'Start spread per run: baseline/default/7/1: 0.040 s.' in section
+    rows = [line for line in section.splitlines() if line.startswith('| baseline')]
+    assert [row.split(' | ')[4:7] for row in rows] == [['snd1', 'rcv', '4'], ['snd2', 'rcv', '3']]
+    assert rows[0].split(' | ')[7] == '54.0' and rows[1].split(' | ')[7] == '44.7'
+    assert rows[1].rstrip(' |').endswith('| 0.040')
+    # the aggregate summary keeps one row per flow count and mode, the run's own figures
+    summary = md.split('## Summary, variant default\n', 1)[1].split('\n## ', 1)[0]
+    assert '| 7 | baseline | 1/0 | 94.9 |' in summary

@@ -330,3 +330,89 @@ def test_a_physical_branch_is_checked_on_the_bottleneck_outside_the_sender():
     _branch, layout, _queue, reasons = run_record._zd_guard(
         run, {'sender': {}, 'hypervisor': host}, ['sender'])
     assert layout['ok'] is True and layout['found'] == 'root pfifo 1: limit 100'
+
+
+TWO_SENDERS = os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment', 'two_senders_iperf3_F7')
+
+
+def test_two_senders_on_one_receiver_per_sender_and_whole_run(tmp_path):
+    # A real run (test_experiment_runner's two-sender case): snd1 4 flows on ports 5201-5202,
+    # snd2 3 flows on 5203-5204 of the one receiver, 2 iperf3 processes each side of a pair.
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(TWO_SENDERS, run_dir)
+    rec = run_record.normalise(run_dir)
+    assert rec['status'] == 'ok' and rec['problems'] == [], rec['problems']
+    assert rec['senders'] == ['sender-snd1', 'sender-snd2'] and rec['receivers'] == ['receiver']
+    assert rec['flows_started'] == 7 and rec['flows_alive'] == 7 and rec['flows_zero_bytes'] == 0
+    # Jain over all 7 flows of the run (the receiver's 4 processes), not a mean of the senders'
+    every_flow = rec['per_host']['receiver']['server']
+    assert every_flow['processes'] == 4 and every_flow['streams'] == 7
+    assert rec['flow_bytes']['flows'] == 7
+    senders = rec['per_sender']
+    assert [(s['sender'], s['receiver'], s['dir'], s['receiver_dir'], s['flows'], s['flows_alive'],
+             s['flows_zero_bytes']) for s in senders] == [
+        ('snd1', 'rcv', 'sender-snd1', 'receiver', 4, 4, 0), ('snd2', 'rcv', 'sender-snd2', 'receiver', 3, 3, 0)]
+    mean_of_senders = sum(s['jain_index'] for s in senders) / 2
+    assert rec['jain_index'] != pytest.approx(mean_of_senders, abs=1e-6)
+    # each sender's throughput is its own client's report; together about the run's
+    assert senders[0]['throughput_bps'] == pytest.approx(54.02e6, rel=0.01)
+    assert senders[1]['throughput_bps'] == pytest.approx(44.72e6, rel=0.01)
+    assert sum(s['throughput_bps'] for s in senders) == pytest.approx(rec['throughput_bps'], rel=0.05)
+    assert [s['retrans_segs'] for s in senders] == [711, 409]
+    assert rec['retrans_segs'] == 711 + 409
+    # the clocks' offsets (0.76 and 0.94 s) are within their uncertainty (1.39 s): not applied
+    assert rec['start_at'] == 1796177736.942
+    assert rec['start_spread_s'] == pytest.approx(0.04, abs=1e-6)
+    assert [s['start_offset_s'] for s in senders] == [0.0, pytest.approx(0.04, abs=1e-6)]
+    assert rec['not_comparable'] == []
+    assert rec['qdisc_drops_by_host']['router'] == rec['bottleneck_drops'] == 344
+
+
+def test_a_start_spread_beyond_the_maximum_flags_the_run(tmp_path):
+    # the same run with snd2's clock known to be 0.9 s ahead (uncertainty 0.1 s): corrected, snd2
+    # started 0.86 s before snd1
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(TWO_SENDERS, run_dir)
+    with open(os.path.join(run_dir, 'run.json')) as f:
+        run = json.load(f)
+    run['clock_offsets'] = {'snd1': {'offset_s': 0.0, 'uncertainty_s': 0.1},
+                            'snd2': {'offset_s': 0.9, 'uncertainty_s': 0.1}}
+    with open(os.path.join(run_dir, 'run.json'), 'w') as f:
+        json.dump(run, f)
+    rec = run_record.normalise(run_dir)
+    assert rec['start_spread_s'] == pytest.approx(0.86, abs=1e-6)
+    assert [s['start_offset_s'] for s in rec['per_sender']] == [pytest.approx(0.86, abs=1e-6), 0.0]
+    assert rec['not_comparable'] == ['not comparable: the senders started 0.860 s apart (clock offsets '
+                                     'corrected), more than experiment_start_spread_max (0.5 s)']
+
+
+def test_two_pairs_on_two_receivers_jain_over_every_flow(tmp_path):
+    # Two recorded neper runs as the two pairs of one run: 4000 flows to receiver-r1 and 100 to
+    # receiver-r2. The run's Jain is over all 4100 flows of both receivers' samples.
+    run_dir = str(tmp_path / 'run')
+    for name, recorded_run, sender, receiver in (('a', 'd_neper_F4000', 'vm1', 'r1'),
+                                                 ('b', 'r_neper_F100', 'vm2', 'r2')):
+        built = recorded.build_run(str(tmp_path / name), recorded_run, 'baseline')
+        shutil.copytree(os.path.join(built, 'sender'), os.path.join(run_dir, 'sender-' + sender))
+        shutil.copytree(os.path.join(built, 'receiver'), os.path.join(run_dir, 'receiver-' + receiver))
+    with open(os.path.join(run_dir, 'run.json'), 'w') as f:
+        json.dump({'mode': 'baseline', 'variant': 'default', 'flows': 4100, 'rep': 1, 'status': 'ok',
+                   'params': {'duration': 20, 'tool': 'neper'},
+                   'hosts': {'sender': ['vm1', 'vm2'], 'receiver': ['r1', 'r2']},
+                   'pairs': [{'sender': 'vm1', 'receiver': 'r1', 'flows': 4000, 'port': 12866,
+                              'sender_dir': 'sender-vm1', 'receiver_dir': 'receiver-r1'},
+                             {'sender': 'vm2', 'receiver': 'r2', 'flows': 100, 'port': 12866,
+                              'sender_dir': 'sender-vm2', 'receiver_dir': 'receiver-r2'}]}, f)
+    rec = run_record.normalise(run_dir)
+    alone = dict((r, _record(tmp_path / r, r)) for r in ('d_neper_F4000', 'r_neper_F100'))
+    assert rec['flow_bytes']['flows'] == 4100
+    assert rec['flows_zero_bytes'] == sum(a['flows_zero_bytes'] for a in alone.values())
+    per = rec['per_sender']
+    # each receiver serves one pair: each sender's figures are its own run's
+    assert [p['jain_index'] for p in per] == [alone['d_neper_F4000']['jain_index'],
+                                              alone['r_neper_F100']['jain_index']]
+    assert [p['throughput_bps'] for p in per] == [alone['d_neper_F4000']['throughput_bps'],
+                                                  alone['r_neper_F100']['throughput_bps']]
+    assert rec['throughput_bps'] == pytest.approx(sum(p['throughput_bps'] for p in per))
+    assert rec['jain_index'] not in (pytest.approx(sum(p['jain_index'] for p in per) / 2),)
+    assert rec['start_spread_s'] is None and [p['start_offset_s'] for p in per] == [None, None]
