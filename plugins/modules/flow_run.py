@@ -348,6 +348,11 @@ nofile:
   returned: always
   type: int
   sample: 20000
+flows_per_process:
+  description: At most this many flows per tool process - O(flows_per_process), or what one process can hold here when it is 0.
+  returned: when the parameters are accepted
+  type: int
+  sample: 19744
 wall_s:
   description: Seconds the phase took.
   returned: always
@@ -929,6 +934,7 @@ def main():
         guard.doing('list the files of run_dir', run_dir)
         result.setdefault('note', None)
         result['nofile'] = fp.nofile_limit(p['nofile'])
+        result['flows_per_process'] = fp.per_process(p)
         result['wall_s'] = round(time.time() - started, 3)
         result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []
     if result['status'] != 'ok':
