@@ -802,10 +802,10 @@ def phase_client(module, guard, p, run_dir):
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
                          p['sample_tc'], connecting=True)
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
-    reason = note = stopped_s = None
-    late_note = wait_until(guard, p['start_at'])
-    sampler.start()
+    reason = note = stopped_s = late_note = None
     try:
+        late_note = wait_until(guard, p['start_at'])
+        sampler.start()
         clients.start(commands, p['netns'])
         if not clients.wait(time.time() + p['duration'] + p['client_grace']):
             stopped_s = round(time.time() - sampler.t0, 3)

@@ -159,3 +159,23 @@ def test_start_at_is_checked():
         'start_at is only for phase=client (when the client processes start)']
     assert flow_run.problems_of(params(start_at=-1.0, **client)) == [
         'start_at must be a Unix time in seconds (got -1.0)']
+
+
+class Doing(object):
+    def __init__(self):
+        self.what = []
+
+    def doing(self, operation, path=None):
+        self.what.append(operation)
+
+
+def test_wait_until_start_at_sleeps_or_says_how_late():
+    guard = Doing()
+    assert flow_run.wait_until(guard, None) is None and guard.what == []
+    target = time.time() + 0.3
+    assert flow_run.wait_until(guard, target) is None
+    assert 0 <= time.time() - target < 0.1
+    late = flow_run.wait_until(guard, time.time() - 1.5)
+    assert late.startswith('start_at ') and ' was 1.5' in late and late.endswith(
+        ' s past when the client was ready: started at once'), late
+    assert guard.what[0].startswith('wait for start_at ')
