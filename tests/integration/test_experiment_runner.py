@@ -533,6 +533,12 @@ def test_two_senders_share_one_receiver_and_start_together(netns, tmp_path, play
     assert sum(s['throughput_bps'] for s in result['per_sender']) == pytest.approx(
         result['throughput_bps'], rel=0.2)
     assert result['start_spread_s'] is not None and result['start_spread_s'] < 0.5, result
+    with open(glob.glob(os.path.join(results, 'two', '*', 'metadata.json'))[0]) as f:
+        meta = json.load(f)
+    assert meta['host_lists'] == {'baseline': record['hosts']}
+    assert sorted(meta['clock_offsets']) == ['rcv', 'rtr', 'snd1', 'snd2']
+    assert all(o['uncertainty_s'] >= 0 and abs(o['offset_s']) <= o['uncertainty_s'] + 0.05
+               for o in meta['clock_offsets'].values()), meta['clock_offsets']  # one clock here
     with open(glob.glob(os.path.join(results, 'two', '*', 'report.md'))[0]) as f:
         report = f.read()
     assert '## Per sender' in report and '| baseline | default | 7 | 1 | snd2 | rcv | 3 |' in report
