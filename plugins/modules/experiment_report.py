@@ -26,6 +26,10 @@ description:
     bottleneck rate, aborted and zero-byte flows, Jain's index, retransmissions, RTOs, sender-side
     qdisc drops, connection failures, ECN marks, CPU per host role and RTT percentiles (those with data).
   - The setup of each mode (kernels, commits, qdiscs, sysctls) is taken from C(metadata.json).
+  - Runs with more than one sender (C(per_sender) of result.json) get a per-sender table - each
+    sender's receiver, flows, throughput, alive, aborted and zero-byte flows, Jain's index,
+    retransmissions, RTOs, sender-side qdisc drops and start offset - and their start spread;
+    the tables above stay the whole run's figures.
   - The report starts with the C(notes) of metadata.json (a baseline-only experiment says so in
     its title). With a mode besides O(baseline_mode), its first section is that mode's effect per
     flow count - sender-side qdisc drops, throughput and fraction of the bottleneck rate, failed
