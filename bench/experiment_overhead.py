@@ -22,6 +22,7 @@ per flow did not get 19000 flows going on 2 cores; neper: `--tool neper --bin-di
 """
 
 import argparse
+import calendar
 import glob
 import json
 import os
@@ -200,8 +201,12 @@ def main():
                          if sender.get('throughput_bps') else None,
                          sender.get('flows_alive'), sender.get('flows_aborted'),
                          sender.get('start_offset_s')))
-            if 'start_spread_s' in result:
-                print('  start_spread=%ss' % result['start_spread_s'])
+            if run.get('start_at'):
+                # run.json's `started` has whole seconds: the wait is known to about 1 s
+                started_epoch = calendar.timegm(time.strptime(run['started'], '%Y-%m-%dT%H:%M:%SZ'))
+                print('  synchronized start: start_spread=%ss, start_at %.1fs (+-1 s) after the run '
+                      'started (experiment_start_delay; part of the overhead)'
+                      % (result.get('start_spread_s'), run['start_at'] - started_epoch))
     finally:
         if args.keep and os.path.isdir(os.path.join(work, 'results')):
             shutil.copytree(os.path.join(work, 'results'), args.keep, dirs_exist_ok=True)
