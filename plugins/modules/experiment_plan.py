@@ -162,7 +162,7 @@ runs:
       run, C(sender)/C(receiver) when the role has one host, else C(sender-<host>)),
       C(flows_per_process), C(pairs) (C(sender), C(receiver), C(flows), C(port),
       C(sender_dir), C(receiver_dir)) and C(servers) (receiver to the server blocks it runs,
-      C(port), C(flows), C(name) - the O(servers) of M(zerodrop.testbed.flow_run)).
+      C(port), C(flows), C(name) - the C(servers) of M(zerodrop.testbed.flow_run)).
   returned: always
   type: list
   elements: dict
