@@ -204,8 +204,9 @@ def main():
             if run.get('start_at'):
                 # run.json's `started` has whole seconds: the wait is known to about 1 s
                 started_epoch = calendar.timegm(time.strptime(run['started'], '%Y-%m-%dT%H:%M:%SZ'))
-                print('  synchronized start: start_spread=%ss, start_at %.1fs (+-1 s) after the run '
-                      'started (experiment_start_delay; part of the overhead)'
+                print('  synchronized start: start_spread=%ss, the clients start at %.1fs (+-1 s) after '
+                      'the run started (bottleneck, servers, then experiment_start_delay: part of '
+                      'the overhead)'
                       % (result.get('start_spread_s'), run['start_at'] - started_epoch))
     finally:
         if args.keep and os.path.isdir(os.path.join(work, 'results')):
