@@ -19,7 +19,8 @@ description:
     (parameters, sweep, the run list), the inventory used, the collection's version and commit,
     and per mode the hosts of each host role with what M(zerodrop.testbed.experiment_host_facts)
     read on them (kernel release and source commit, sysctls, qdiscs, devices, OVS, tool
-    versions), as C(modes.<mode>.hosts.<role>.<field>).
+    versions), as C(modes.<mode>.hosts.<dir>.<field>), where C(<dir>) is the host's directory in
+    a run - the role's name when the role has one host, else C(<role>-<inventory_hostname>).
   - "Per mode, the sender's kernel as C(kernels.<mode>) - name, preset, zD branch, release, git
     commit, config hash (with and without C(CONFIG_LOCALVERSION)) - from O(kernels) when given
     (kernels booted with QEMU C(-kernel) leave nothing in the guest to read), filled in from
@@ -47,11 +48,11 @@ options:
     elements: str
     required: true
   hosts:
-    description: Host role to inventory host.
+    description: Host role to an inventory host or a list of them (C(experiment_hosts)).
     type: dict
     required: true
   mode_hosts:
-    description: Per mode, the host roles whose host differs from O(hosts).
+    description: Per mode, the host roles whose hosts differ from O(hosts) (the same forms).
     type: dict
     default: {}
   host_facts:
@@ -140,7 +141,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodrop.testbed.plugins.module_utils import zd_checks
+from ansible_collections.zerodrop.testbed.plugins.module_utils import experiment_pairs, zd_checks
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem, \
@@ -249,10 +250,15 @@ def metadata(experiment, modes, hosts, mode_hosts, host_facts, inventory, collec
     for mode in modes:
         roles = dict(hosts)
         roles.update(mode_hosts.get(mode) or {})
-        data['modes'][mode] = {'hosts': dict((role, host_entry(host, host_facts.get(host)))
-                                             for role, host in roles.items())}
-        data['kernels'][mode] = kernel_entry((kernels or {}).get(mode),
-                                             data['modes'][mode]['hosts'].get('sender'))
+        roles = dict((role, [names] if isinstance(names, str) else names)
+                     for role, names in roles.items())
+        entries = dict((experiment_pairs.role_dir(role, host, len(names)),
+                        host_entry(host, host_facts.get(host)))
+                       for role, names in roles.items() for host in names)
+        data['modes'][mode] = {'hosts': entries}
+        senders = roles.get('sender') or [None]
+        data['kernels'][mode] = kernel_entry((kernels or {}).get(mode), entries.get(
+            experiment_pairs.role_dir('sender', senders[0], len(senders))))
     data['kernel_comparison'] = compare(data['kernels'], baseline_mode)
     data['zd_branches'] = zd_branches(data['kernels'])
     data['notes'] = list(notes or [])
@@ -276,9 +282,11 @@ def problems_of(p):
         if not isinstance(values, dict):
             problems.append('%s must map host roles to inventory hosts (got %r)' % (field, values))
             continue
-        problems.extend('%s.%s must be an inventory host name (got %r)' % (field, role, host)
-                        for role, host in sorted(values.items())
-                        if not isinstance(host, str) or not host)
+        for role, names in sorted(values.items()):
+            try:
+                experiment_pairs.host_list('%s.%s' % (field, role), names)
+            except ValueError as e:
+                problems.append(str(e))
     for field in ('host_facts', 'kernels'):
         problems.extend('%s.%s must be a dict (%s) or null (got %r)' % (
             field, key, 'what experiment_host_facts returned' if field == 'host_facts' else

@@ -171,11 +171,6 @@ hosts:
   returned: always
   type: dict
   sample: {baseline: {sender: [vm1, vm2], receiver: [rcv1], router: [rtr]}}
-first_hosts:
-  description: With O(hosts), per mode each host role's first host.
-  returned: always
-  type: dict
-  sample: {baseline: {sender: vm1, receiver: rcv1, router: rtr}}
 clock_offsets:
   description:
     - Per host of O(clocks), C(offset_s) (its clock minus the midpoint of O(clock_before) and
@@ -386,8 +381,6 @@ def main():
             guard.doing('create the results directory (results_dir)', root)
             os.makedirs(root)
     module.exit_json(changed=changed, root=root, total=len(runs), runs=runs, hosts=roles_of,
-                     first_hosts=dict((mode, dict((role, names[0]) for role, names in roles.items()))
-                                      for mode, roles in roles_of.items()),
                      clock_offsets=clock_offsets(p['clocks'], p['clock_before'], p['clock_after']))
 
 

@@ -233,6 +233,21 @@ def test_metadata_kernels_from_experiment_kernels_and_from_the_senders(tmp_path)
     assert data['notes'] == ['Baseline only: no zD sources.']
 
 
+def test_metadata_names_the_hosts_of_a_listed_role_by_their_run_directories():
+    facts = {'snd1': {'kernel': {'release': '4.14.67-vm-pfifo'}},
+             'snd2': {'kernel': {'release': '4.14.67-vm-pfifo'}},
+             'vm0': {'kernel': {'release': '4.14.67-vanilla'}}}
+    data = experiment_metadata.metadata({}, ['baseline', 'zd'],
+                                        {'sender': ['vm0'], 'receiver': 'rcv'},
+                                        {'zd': {'sender': ['snd1', 'snd2']}}, facts, {}, {})
+    assert sorted(data['modes']['baseline']['hosts']) == ['receiver', 'sender']
+    assert sorted(data['modes']['zd']['hosts']) == ['receiver', 'sender-snd1', 'sender-snd2']
+    # the mode's kernel is its first sender's
+    assert data['kernels']['baseline']['kernelrelease'] == '4.14.67-vanilla'
+    assert (data['kernels']['zd']['kernelrelease'], data['kernels']['zd']['branch']) == (
+        '4.14.67-vm-pfifo', 'vm-pfifo')
+
+
 def test_metadata_config_comparison_lists_what_differs(tmp_path):
     kernels = {'baseline': {'config': named_config(tmp_path, 'a', '-vanilla')},
                'zd': {'preset': 'vm-pfifo',
