@@ -4,6 +4,7 @@ Integration tests drive the collection through ``ansible-playbook`` exactly as a
 read each task's result from the ansible.posix.json callback.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -129,3 +130,22 @@ def running_vm(tmp_path):
     yield img, proc.pid
     proc.kill()
     proc.wait()
+
+
+NEPER_ARCHIVES = os.path.join(os.path.dirname(ROOT), 'shared', 'sources', 'neper-*.tar.gz')
+
+
+@pytest.fixture(scope='session')
+def neper_build(tmp_path_factory):
+    """A directory holding tcp_stream, built from the neper archive of ../shared/sources (once
+    per test process)."""
+    archives = sorted(glob.glob(NEPER_ARCHIVES))
+    if not archives:
+        pytest.skip('no neper archive at %s' % NEPER_ARCHIVES)
+    if not shutil.which('make') or not shutil.which('gcc'):
+        pytest.skip('building neper needs make and gcc')
+    top = tmp_path_factory.mktemp('neper')
+    subprocess.run(['tar', 'xzf', archives[-1], '-C', str(top)], check=True)
+    subprocess.run(['make', '-C', str(top / 'neper'), 'tcp_stream'], check=True,
+                   capture_output=True)
+    return str(top / 'neper')

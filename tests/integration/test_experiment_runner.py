@@ -9,7 +9,6 @@ neper is built from ../shared/sources (tests never need GitHub).
 import glob
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -209,22 +208,9 @@ def test_direct_layout_iperf2_through_the_netns_connection(lab, playbook):
     assert not os.path.exists(os.path.join(run_dir, 'router'))
 
 
-NEPER_ARCHIVES = os.path.join(os.path.dirname(ROOT), 'shared', 'sources', 'neper-*.tar.gz')
-
-
 @pytest.fixture(scope='module')
-def neper(tmp_path_factory):
-    """A directory holding tcp_stream, built from the neper archive of ../shared/sources."""
-    archives = sorted(glob.glob(NEPER_ARCHIVES))
-    if not archives:
-        pytest.skip('no neper archive at %s' % NEPER_ARCHIVES)
-    if not shutil.which('make') or not shutil.which('gcc'):
-        pytest.skip('building neper needs make and gcc')
-    top = tmp_path_factory.mktemp('neper')
-    subprocess.run(['tar', 'xzf', archives[-1], '-C', str(top)], check=True)
-    subprocess.run(['make', '-C', str(top / 'neper'), 'tcp_stream'], check=True,
-                   capture_output=True)
-    return str(top / 'neper')
+def neper(neper_build):
+    return neper_build
 
 
 @pytest.fixture

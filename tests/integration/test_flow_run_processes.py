@@ -6,10 +6,8 @@ Namespaces: snd1 - rcv and snd2 - rcv, each pair joined by a veth. Each playbook
 as the experiment role does: start on the receiver, the client(s), stop.
 """
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -18,11 +16,10 @@ import pytest
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import iperf2, iperf3, neper, \
     neper_samples
-from lib.playbook import ROOT, run_playbook
+from lib.playbook import run_playbook
 
 pytestmark = [pytest.mark.root]
 
-NEPER_ARCHIVES = os.path.join(os.path.dirname(ROOT), 'shared', 'sources', 'neper-*.tar.gz')
 FLOWS = 60
 PER_PROCESS = 25  # 60 flows: three processes of 20 on each side
 DURATION = 2
@@ -36,18 +33,8 @@ def ip(*args):
 
 
 @pytest.fixture(scope='module')
-def neper_dir(tmp_path_factory):
-    """A directory holding tcp_stream, built from the neper archive of ../shared/sources."""
-    archives = sorted(glob.glob(NEPER_ARCHIVES))
-    if not archives:
-        pytest.skip('no neper archive at %s' % NEPER_ARCHIVES)
-    if not shutil.which('make') or not shutil.which('gcc'):
-        pytest.skip('building neper needs make and gcc')
-    top = tmp_path_factory.mktemp('neper')
-    subprocess.run(['tar', 'xzf', archives[-1], '-C', str(top)], check=True)
-    subprocess.run(['make', '-C', str(top / 'neper'), 'tcp_stream'], check=True,
-                   capture_output=True)
-    return str(top / 'neper')
+def neper_dir(neper_build):
+    return neper_build
 
 
 @pytest.fixture(scope='module')
