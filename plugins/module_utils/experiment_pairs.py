@@ -18,9 +18,14 @@ ROLES_REQUIRED = ('sender', 'receiver')
 PORT_MAX = 65535
 
 
+def as_list(value):
+    """A host role's value (one name or a list of names) -> the list, unchecked."""
+    return [value] if isinstance(value, str) else value
+
+
 def host_list(field, value):
     """A host role's value (one name or a list of names) -> list of names."""
-    names = [value] if isinstance(value, str) else value
+    names = as_list(value)
     if not isinstance(names, list) or not names:
         raise ValueError('%s must be an inventory host name or a non-empty list of them (got %r)'
                          % (field, value))

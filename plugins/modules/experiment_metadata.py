@@ -250,8 +250,7 @@ def metadata(experiment, modes, hosts, mode_hosts, host_facts, inventory, collec
     for mode in modes:
         roles = dict(hosts)
         roles.update(mode_hosts.get(mode) or {})
-        roles = dict((role, [names] if isinstance(names, str) else names)
-                     for role, names in roles.items())
+        roles = dict((role, experiment_pairs.as_list(names)) for role, names in roles.items())
         entries = dict((experiment_pairs.role_dir(role, host, len(names)),
                         host_entry(host, host_facts.get(host)))
                        for role, names in roles.items() for host in names)

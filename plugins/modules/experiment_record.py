@@ -163,7 +163,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodrop.testbed.plugins.module_utils import units
+from ansible_collections.zerodrop.testbed.plugins.module_utils import experiment_pairs, units
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
@@ -196,10 +196,6 @@ def outcome_results(outcome, run_index):
     if run_index is not None and str(outcome.get('run')) != str(run_index):
         return None
     return list(outcome.get('results') or []), list(outcome.get('errors') or [])
-
-
-def names(value):
-    return [value] if isinstance(value, str) else list(value or [])
 
 
 def phase_outcome(host, phases, play_hosts, run_index, recover_tasks=''):
@@ -236,13 +232,14 @@ def record(experiment, run, hosts, bottleneck, outcomes, errors, started, finish
     roles_of = {}
     if host_outcomes is not None:
         for role in sorted(hosts):
-            for host in names(hosts[role]):
+            for host in experiment_pairs.as_list(hosts[role]):
                 roles_of.setdefault(host, []).append(role)
     else:
         for role in sorted(outcomes):
-            roles_of.setdefault((names(hosts.get(role)) or [role])[0], []).append(role)
+            roles_of.setdefault(experiment_pairs.as_list(hosts.get(role) or role)[0], []).append(role)
     for host, roles in sorted(roles_of.items(), key=lambda item: item[1]):
-        label = '/'.join(r if len(names(hosts.get(r, host))) <= 1 else '%s-%s' % (r, host) for r in roles)
+        label = '/'.join(experiment_pairs.role_dir(r, host, len(experiment_pairs.as_list(hosts.get(r, host))))
+                         for r in roles)
         outcome = host_outcomes.get(host) if host_outcomes is not None else outcomes[roles[0]]
         found = outcome_results(outcome, run.get('index'))
         if found is None:
@@ -320,10 +317,10 @@ def problems_of(p):
         problems.append('run.params must be a dict of the run\'s parameters (got %r)'
                         % (p['run']['params'],))
     for role, host in sorted(p['hosts'].items()):
-        listed = [host] if isinstance(host, str) else host
-        if not isinstance(listed, list) or not listed or not all(isinstance(h, str) and h for h in listed):
-            problems.append('hosts.%s must be an inventory host name or a non-empty list of them (got %r)'
-                            % (role, host))
+        try:
+            experiment_pairs.host_list('hosts.%s' % role, host)
+        except ValueError as e:
+            problems.append(str(e))
     if p['start_spread_max'] is not None and p['start_spread_max'] <= 0:
         problems.append('start_spread_max must be above 0 seconds (got %r)' % p['start_spread_max'])
     problems.extend(errors(directory_problem('path', p['path'])))
@@ -340,10 +337,10 @@ def execute(p, check_mode):
     if p['phases']:
         host_outcomes = dict((host, phase_outcome(host, p['phases'], p['play_hosts'], p['run'].get('index'),
                                                   p['recover_tasks']))
-                             for host in unique(h for v in p['hosts'].values() for h in names(v)))
+                             for host in unique(h for v in p['hosts'].values() for h in experiment_pairs.as_list(v)))
     data = record(p['experiment'], p['run'], p['hosts'], p['bottleneck'], p['outcomes'],
                   p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'], host_outcomes)
-    members = set(h for v in p['hosts'].values() for h in names(v))
+    members = set(h for v in p['hosts'].values() for h in experiment_pairs.as_list(v))
     data['start_at'] = p['start_at']
     data['start_spread_max_s'] = p['start_spread_max']
     data['clock_offsets'] = dict((h, o) for h, o in sorted(p['clock_offsets'].items()) if h in members)
