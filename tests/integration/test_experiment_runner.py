@@ -36,16 +36,20 @@ def link(ns_a, dev_a, ns_b, dev_b, addr_a, addr_b):
         ip('-n', ns, 'link', 'set', dev, 'up')
 
 
-@pytest.fixture
-def lab(netns, tmp_path):
-    """snd -> rtr -> rcv, 10.<x>.1.0/24 and 10.<x>.2.0/24; returns names and an inventory."""
-    snd, rtr, rcv = netns('zsnd'), netns('zrtr'), netns('zrcv')
+def forwarding_lab(netns, tmp_path, senders):
+    """``senders`` (host names) -> rtr -> rcv: sender i on 10.<x>.<n>.0/24 with the router's
+    vr<n> (n = 1 for the first, i + 2 for the others), the receiver on 10.<x>.2.0/24 behind the
+    router's vr2; a local-connection inventory. Returns (namespace per host, x, inventory path)."""
+    names = dict((host, netns('zsnd')) for host in senders)
+    names.update(rtr=netns('zrtr'), rcv=netns('zrcv'))
     x = 100 + uuid.uuid4().int % 100
-    link(snd, 'vs', rtr, 'vr1', '10.%d.1.1/24' % x, '10.%d.1.2/24' % x)
-    link(rtr, 'vr2', rcv, 'vc', '10.%d.2.2/24' % x, '10.%d.2.1/24' % x)
-    ip('-n', snd, 'route', 'add', 'default', 'via', '10.%d.1.2' % x)
-    ip('-n', rcv, 'route', 'add', 'default', 'via', '10.%d.2.2' % x)
-    subprocess.run(['ip', 'netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'],
+    for i, host in enumerate(senders):
+        n = 1 if i == 0 else i + 2
+        link(names[host], 'vs', names['rtr'], 'vr%d' % n, '10.%d.%d.1/24' % (x, n), '10.%d.%d.2/24' % (x, n))
+        ip('-n', names[host], 'route', 'add', 'default', 'via', '10.%d.%d.2' % (x, n))
+    link(names['rtr'], 'vr2', names['rcv'], 'vc', '10.%d.2.2/24' % x, '10.%d.2.1/24' % x)
+    ip('-n', names['rcv'], 'route', 'add', 'default', 'via', '10.%d.2.2' % x)
+    subprocess.run(['ip', 'netns', 'exec', names['rtr'], 'sysctl', '-qw', 'net.ipv4.ip_forward=1'],
                    check=True)
     inventory = tmp_path / 'inventory.yml'
     inventory.write_text(
@@ -54,10 +58,16 @@ def lab(netns, tmp_path):
         '    ansible_connection: local\n'
         '    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
         '  hosts:\n'
-        '    snd: {experiment_netns: %s}\n'
-        '    rtr: {experiment_netns: %s}\n'
-        '    rcv: {experiment_netns: %s, experiment_data_address: 10.%d.2.1}\n'
-        % (snd, rtr, rcv, x))
+        + ''.join('    %s: {experiment_netns: %s}\n' % (host, names[host]) for host in senders + ['rtr'])
+        + '    rcv: {experiment_netns: %s, experiment_data_address: 10.%d.2.1}\n' % (names['rcv'], x))
+    return names, x, str(inventory)
+
+
+@pytest.fixture
+def lab(netns, tmp_path):
+    """snd -> rtr -> rcv, 10.<x>.1.0/24 and 10.<x>.2.0/24; returns names and an inventory."""
+    names, x, inventory = forwarding_lab(netns, tmp_path, ['snd'])
+    snd, rtr, rcv = names['snd'], names['rtr'], names['rcv']
     # The same hosts through the netns connection plugin: modules run inside the namespace.
     inventory_netns = tmp_path / 'inventory-netns.yml'
     inventory_netns.write_text(
@@ -69,7 +79,7 @@ def lab(netns, tmp_path):
         '    snd: {ansible_netns_name: %s}\n'
         '    rcv: {ansible_netns_name: %s, experiment_data_address: 10.%d.2.1}\n'
         % (snd, rcv, x))
-    return {'snd': snd, 'rtr': rtr, 'rcv': rcv, 'inventory': str(inventory),
+    return {'snd': snd, 'rtr': rtr, 'rcv': rcv, 'inventory': inventory,
             'inventory_netns': str(inventory_netns),
             'results': str(tmp_path / 'results')}
 
@@ -455,29 +465,9 @@ def test_two_senders_share_one_receiver_and_start_together(netns, tmp_path, play
     # snd1 and snd2 -> rtr (tbf + bfifo on its egress to the receiver) -> rcv: experiment_flows
     # is the total (7 = 4 + 3), each sender its own block of iperf3 server ports on the one
     # receiver, one start_at for both clients, a record per sender and Jain over all 7 flows.
-    snd1, snd2, rtr, rcv = netns('zsnd'), netns('zsnd'), netns('zrtr'), netns('zrcv')
-    x = 100 + uuid.uuid4().int % 100
-    link(snd1, 'vs', rtr, 'vr1', '10.%d.1.1/24' % x, '10.%d.1.2/24' % x)
-    link(snd2, 'vs', rtr, 'vr3', '10.%d.3.1/24' % x, '10.%d.3.2/24' % x)
-    link(rtr, 'vr2', rcv, 'vc', '10.%d.2.2/24' % x, '10.%d.2.1/24' % x)
-    for ns in (snd1, snd2):
-        ip('-n', ns, 'route', 'add', 'default', 'via', '10.%d.%d.2' % (x, 1 if ns == snd1 else 3))
-    ip('-n', rcv, 'route', 'add', 'default', 'via', '10.%d.2.2' % x)
-    subprocess.run(['ip', 'netns', 'exec', rtr, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], check=True)
-    inventory = tmp_path / 'inventory.yml'
-    inventory.write_text(
-        'all:\n'
-        '  vars:\n'
-        '    ansible_connection: local\n'
-        '    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
-        '  hosts:\n'
-        '    snd1: {experiment_netns: %s}\n'
-        '    snd2: {experiment_netns: %s}\n'
-        '    rtr: {experiment_netns: %s}\n'
-        '    rcv: {experiment_netns: %s, experiment_data_address: 10.%d.2.1}\n'
-        % (snd1, snd2, rtr, rcv, x))
+    _names, _x, inventory = forwarding_lab(netns, tmp_path, ['snd1', 'snd2'])
     results = str(tmp_path / 'results')
-    run = playbook(PLAYBOOK, inventory=str(inventory), extra_vars={
+    run = playbook(PLAYBOOK, inventory=inventory, extra_vars={
         'experiment_name': 'two',
         'experiment_hosts': {'sender': ['snd1', 'snd2'], 'receiver': 'rcv', 'router': 'rtr'},
         'experiment_tool': 'iperf3',
