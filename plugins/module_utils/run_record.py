@@ -589,10 +589,12 @@ def _per_sender(run, tool, hosts, pairs, duration, starts):
         if throughput is None and tool == 'iperf2' and client.get('bytes') is not None and client.get('seconds'):
             throughput = client['bytes'] * 8.0 / client['seconds']
         source = 'tool' if throughput is not None else None
-        if _several_processes(sub, list(sub)):
-            # as for the run's figure: processes' own rates need not cover one window
-            window = _sampled_window(hosts[s_dir].get('established') or [], column=3)
-            throughput, source = (window[0], 'sampled') if window else (None, None)
+        window = _sampled_window(hosts[s_dir].get('established') or [], column=3) \
+            if _several_processes(sub, list(sub)) else None
+        if window:
+            # as for the run's figure: processes' own rates need not cover one window (without
+            # a usable stretch the processes' own rates stay, as the run's problems say)
+            throughput, source = window[0], 'sampled'
         per_flow, threshold = _per_flow(tool, sub, receivers, [s_dir])
         if per_flow is None and tool in ('iperf2', 'neper'):
             if tool == 'iperf2' and 'per_flow_bytes' in client:

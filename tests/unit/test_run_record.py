@@ -430,3 +430,18 @@ def test_a_sender_side_flow_with_only_its_syn_acked_is_a_zero_byte_flow():
     pairs = [('a', 'r', 'sender-a', 'receiver', 2), ('b', 'r', 'sender-b', 'receiver', 1)]
     entries = run_record._per_sender({}, 'neper', hosts, pairs, 20, {})
     assert [(e['dir'], e['flows_zero_bytes']) for e in entries] == [('sender-a', 1), ('sender-b', 1)]
+
+
+def test_a_sender_of_several_processes_without_a_sampled_stretch_keeps_its_clients_rates(tmp_path):
+    # the two-sender run with snd1's samples cut to one line: no stretch to measure, so its
+    # figure is its two iperf3 clients' own rates (54.02 Mbit/s), not none
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(TWO_SENDERS, run_dir)
+    path = os.path.join(run_dir, 'sender-snd1', 'established.txt')
+    with open(path) as f:
+        first = f.readline()
+    with open(path, 'w') as f:
+        f.write(first)
+    snd1 = run_record.normalise(run_dir)['per_sender'][0]
+    assert snd1['throughput_source'] == 'tool'
+    assert snd1['throughput_bps'] == pytest.approx(54.02e6, rel=0.01)
