@@ -25,12 +25,14 @@ from guest_fixtures import guest_image, debian_guest, running_guest  # noqa: F40
 
 # ./scripts/test runs two pytest workers (pytest-xdist, --dist loadgroup). These modules run one
 # after another on one worker: Open vSwitch's netdev datapath is one per network namespace (a
-# second ovs-vswitchd cannot set up its bridges), QEMU guests and the local lab share the image
-# cache, the lab's fixed device names and the CPU they need to boot in time.
+# second ovs-vswitchd cannot set up its bridges), and the local lab's fixed device names.
+# The modules on the session's Debian guest (debian_guest, one per worker process) run together
+# in their own group: xdist gives it to the other worker while the serial group is busy, so the
+# serial group (the longest path of CI) does not boot and drive that guest too.
 # The bad-input tables run whole, in order, on one worker each (a case may read what an earlier
 # one wrote); those with OVS join the serial group.
-SERIAL = ('test_hypervisor_role', 'test_ovs_bridge', 'test_ovs_port',
-          'test_molecule', 'test_site', 'test_vm_image', 'test_vm_guest', 'test_ecn_dctcp')
+SERIAL = ('test_hypervisor_role', 'test_ovs_bridge', 'test_ovs_port', 'test_molecule', 'test_site')
+GUEST = ('test_vm_image', 'test_vm_guest', 'test_ecn_dctcp')
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
@@ -39,6 +41,8 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__.rpartition('.')[2]
         if module in SERIAL:
             item.add_marker(pytest.mark.xdist_group('serial'))
+        elif module in GUEST:
+            item.add_marker(pytest.mark.xdist_group('guest'))
         elif module == 'test_bad_input':
             params = item.callspec.params
             item.add_marker(pytest.mark.xdist_group(

@@ -41,7 +41,7 @@ options:
   lab_kernel_append:
     description:
       - Words added to the kernel command line of the guests booted on a built kernel, by the build's C(name)
-        (its preset), for example C(vm-tbf) mapped to C(ipv6.disable=1).
+        (its preset), for example C(vm-tbf) mapped to C(ipv6.disable=1 sysctl.net.core.default_qdisc=noqueue).
     type: dict
     default: {}
   vm_image:

@@ -149,6 +149,13 @@ class Guest(object):
         except OSError:
             return '(no serial log)'
 
+    def panicked(self):
+        try:
+            with open(self.serial_log, 'rb') as f:
+                return b'Kernel panic - not syncing' in f.read()
+        except OSError:
+            return False
+
     def ssh_argv(self, command):
         return (['ssh', '-p', str(self.port), '-i', self.key] + SSH_OPTIONS
                 + ['root@127.0.0.1', command])
@@ -169,6 +176,9 @@ class Guest(object):
             if not self.running():
                 raise GuestError('qemu exited (%s) during boot; serial log:\n%s'
                                  % (self.proc.returncode, self.serial_tail()))
+            if self.panicked():
+                raise GuestError('the guest kernel panicked during boot; serial log:\n%s'
+                                 % self.serial_tail(60))
             try:
                 if self.ssh('true', check=False, timeout=30).returncode == 0:
                     return self
