@@ -11,39 +11,14 @@ import os
 import pytest
 
 from lib.guest import free_port
-
-ROLE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Run the hypervisor role
-      ansible.builtin.include_role:
-        name: zerodrop.testbed.hypervisor
-"""
-
-TEARDOWN_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Tear down
-      ansible.builtin.include_role:
-        name: zerodrop.testbed.hypervisor
-        tasks_from: teardown.yml
-"""
+from lib.hypervisor_role import ROLE_PLAY, TEARDOWN_PLAY, base_vars
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def test_a_panicked_guest_is_reported_with_its_serial_log(playbook, guest_image, tmp_path):
     name = 'ztpanic%d' % os.getpid()
-    variables = {
-        'hypervisor_install_packages': False,
-        'hypervisor_state_file': str(tmp_path / 'state.json'),
-        'hypervisor_rundir': str(tmp_path / 'run'),
-        'hypervisor_logdir': str(tmp_path / 'log'),
-        'hypervisor_tap_scripts_dir': str(tmp_path / 'scripts'),
-        'hypervisor_helper_dir': str(tmp_path / 'lib'),
-        'hypervisor_accel': 'tcg',
+    variables = dict(base_vars(tmp_path), **{
         'hypervisor_service_manager': 'none',
         'hypervisor_bridges': [],
         'hypervisor_ssh_timeout': 30,
@@ -52,7 +27,7 @@ def test_a_panicked_guest_is_reported_with_its_serial_log(playbook, guest_image,
         'hypervisor_vms': [{'name': name, 'memory': 256, 'kernel': guest_image['kernel'],
                             'append': 'console=ttyS0 root=/dev/vda panic=0',
                             'user_net': {'ssh_port': free_port()}, 'ssh': {'wait': True}}],
-    }
+    })
     try:
         run = playbook(ROLE_PLAY, extra_vars=variables)
         assert run.failed, run

@@ -15,25 +15,7 @@ import uuid
 
 import pytest
 
-ROLE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Run the hypervisor role
-      ansible.builtin.include_role:
-        name: zerodrop.testbed.hypervisor
-"""
-
-TEARDOWN_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Tear down
-      ansible.builtin.include_role:
-        name: zerodrop.testbed.hypervisor
-        tasks_from: teardown.yml
-"""
-
+from lib.hypervisor_role import ROLE_PLAY, TEARDOWN_PLAY, base_vars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = os.path.join(ROOT, 'roles', 'hypervisor', 'templates')
@@ -55,18 +37,6 @@ RENDER_PLAY = """
 """ % os.path.join(ROOT, 'roles', 'hypervisor', 'vars', 'main.yml')
 
 
-def _base(tmp_path):
-    return {
-        'hypervisor_install_packages': False,
-        'hypervisor_state_file': str(tmp_path / 'state.json'),
-        'hypervisor_rundir': str(tmp_path / 'run'),
-        'hypervisor_logdir': str(tmp_path / 'log'),
-        'hypervisor_tap_scripts_dir': str(tmp_path / 'scripts'),
-        'hypervisor_helper_dir': str(tmp_path / 'lib'),
-        'hypervisor_accel': 'tcg',
-    }
-
-
 def _vm(name, mac, bridge='zthv-br', tap=None, **extra):
     nic = {'bridge': bridge, 'mac': mac}
     if tap:
@@ -84,7 +54,7 @@ def _link_exists(name):
 def test_bad_vms_are_refused_before_any_change(playbook, tmp_path):
     tag = uuid.uuid4().hex[:5]
     bridge = 'zthv' + tag
-    variables = dict(_base(tmp_path), hypervisor_bridges=[{'name': bridge, 'type': 'linux'}],
+    variables = dict(base_vars(tmp_path), hypervisor_bridges=[{'name': bridge, 'type': 'linux'}],
                      hypervisor_vms=[
                          _vm('server1', '52:54:00:12:34:57', bridge, tap='zta' + tag),
                          _vm('lb', '52:54:00:12:34:57', bridge, tap='ztb' + tag),
@@ -107,7 +77,7 @@ def test_bad_vms_are_refused_before_any_change(playbook, tmp_path):
 @pytest.mark.root
 def test_linux_bridge_and_tap_scripts_then_teardown(playbook, tmp_path):
     bridge = 'zthv' + uuid.uuid4().hex[:5]
-    variables = dict(_base(tmp_path), hypervisor_bridges=[
+    variables = dict(base_vars(tmp_path), hypervisor_bridges=[
         {'name': bridge, 'type': 'linux', 'addresses': ['10.250.71.1/24'],
          'routes': [{'to': '10.250.72.0/24', 'via': '10.250.71.2'}]}])
     try:
@@ -339,7 +309,7 @@ def test_vnc_password_appears_only_in_its_file(playbook, tmp_path):
     tag = uuid.uuid4().hex[:6]
     password = 'P' + uuid.uuid4().hex[:7]
     name = 'ztvnc' + tag
-    variables = dict(_base(tmp_path), hypervisor_service_manager='none', hypervisor_bridges=[],
+    variables = dict(base_vars(tmp_path), hypervisor_service_manager='none', hypervisor_bridges=[],
                      hypervisor_vms=[{'name': name, 'memory': 64,
                                       'disks': [{'path': str(tmp_path / 'blank.qcow2'),
                                                  'size': '1M'}],
@@ -432,7 +402,7 @@ def test_ingress_shaping_is_an_ifb_tbf_and_a_redirect_then_torn_down(playbook, t
 
         state = tmp_path / 'state.json'
         state.write_text(json.dumps({'version': 1, 'taps': [tap], 'ifbs': [ifb]}))
-        down = playbook(TEARDOWN_PLAY, extra_vars=dict(_base(tmp_path)))
+        down = playbook(TEARDOWN_PLAY, extra_vars=dict(base_vars(tmp_path)))
         assert down.rc == 0, down
         assert not _link_exists(tap) and not _link_exists(ifb)
         assert not state.exists()

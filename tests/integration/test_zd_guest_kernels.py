@@ -1,13 +1,15 @@
 """Every zD guest kernel that is built here boots a guest and runs what the experiments need.
 
-The lab's guest kernels (vanilla, vm-pfifo, vm-tbf from github.com/zD-linux/linux-4.14.67 with the
-lab's config: `minimal` base, `vm` profile) are built by site.yml or playbooks/kernels.yml into
-/var/cache/zerodrop/kernel/build/<preset>. Each one found there boots the test guest image with
--kernel under TCG (no initrd, as the lab boots them); the test checks the release, DCTCP, and that
-the qdisc layout its branch pushes back on can be set on the guest's device. A cold build takes
-about 35 minutes on 2 cores, so a preset that is not built is skipped with that reason (build it
-with `ansible-playbook playbooks/kernels.yml -e '{"kernel_presets": ["vm-tbf"]}' -e
-kernel_build_config=minimal -e kernel_build_profile=vm -e kernel_build_repo=file://COPY`).
+The guest presets (vanilla, vm-pfifo, vm-tbf from github.com/zD-linux/linux-4.14.67, `vm` or
+`hypervisor` profile) in both config kinds:
+- `minimal`, the lab's: built by site.yml or playbooks/kernels.yml into
+  /var/cache/zerodrop/kernel/build/<preset>;
+- `authors` (the zD authors' config, ../shared/sources, with the profile on top): built into
+  /var/cache/zerodrop/kernel-authors/build/<preset>, apart from the lab's builds.
+Each one found there boots the test guest image with -kernel under TCG (no initrd, as the lab
+boots them); the test checks the release, DCTCP, and that the qdisc layout its branch pushes back
+on can be set on the guest's device. A cold build takes about 35 minutes on 2 cores, so a build
+that is not there is skipped with the command that makes it.
 """
 
 import json
@@ -19,7 +21,19 @@ import yaml
 from lib.guest import Guest, build_image, qemu_available, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD_DIR = '/var/cache/zerodrop/kernel/build'
+SOURCES = os.path.join(ROOT, '..', 'shared', 'sources')
+# Where each config kind's builds are kept (kernel_build_work_dir + /build).
+BUILD_DIRS = {
+    'minimal': '/var/cache/zerodrop/kernel/build',
+    'authors': '/var/cache/zerodrop/kernel-authors/build',
+}
+BUILD_VARS = {
+    'minimal': '-e kernel_build_config=minimal -e kernel_build_profile=vm',
+    'authors': ('-e kernel_build_config=authors -e kernel_build_profile=vm '
+                '-e kernel_build_authors_config_path=%s '
+                '-e kernel_build_work_dir=/var/cache/zerodrop/kernel-authors'
+                % os.path.realpath(os.path.join(SOURCES, 'zD-authors-4.14.67.config'))),
+}
 # The qdisc layout each branch was written for (../shared/kernel-build-notes.md): root pfifo with
 # limit = txqueuelen for vm-pfifo, root tbf with its default bfifo child for vm-tbf.
 LAYOUTS = {
@@ -34,24 +48,31 @@ with open(os.path.join(ROOT, 'inventories', 'local', 'group_vars', 'all', 'lab.y
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def cached_build(preset):
-    """metadata.json of the preset's lab build, or the reason it cannot be booted."""
-    path = os.path.join(BUILD_DIR, preset, 'metadata.json')
+def cached_build(preset, kind):
+    """metadata.json of the preset's build of that config kind, or why it cannot be booted."""
+    build_dir = BUILD_DIRS[kind]
+    how = ("ansible-playbook playbooks/kernels.yml -e '{\"kernel_presets\": [\"%s\"]}' %s "
+           "-e kernel_build_repo=file://COPY" % (preset, BUILD_VARS[kind]))
+    path = os.path.join(build_dir, preset, 'metadata.json')
     if not os.path.exists(path):
-        return None, '%s is not built in %s (cold: ~35 min on 2 cores)' % (preset, BUILD_DIR)
+        return None, '%s (%s config) is not built in %s (cold: ~35 min on 2 cores): %s' % (
+            preset, kind, build_dir, how)
     with open(path) as f:
         metadata = json.load(f)
-    if metadata.get('config_base') != 'tinyconfig':
-        return None, '%s in %s is not the lab build (config base %s, not the minimal one)' % (
-            preset, BUILD_DIR, metadata.get('config_base'))
+    made = 'minimal' if metadata.get('config_base') == 'tinyconfig' else (
+        'authors' if os.path.basename(metadata.get('config_file') or '').startswith('zD-authors') else None)
+    if made != kind:
+        return None, '%s in %s is not a %s-config build (config base %s, file %s)' % (
+            preset, build_dir, kind, metadata.get('config_base'), metadata.get('config_file'))
     return metadata, None
 
 
+@pytest.mark.parametrize('kind', sorted(BUILD_DIRS))
 @pytest.mark.parametrize('preset', sorted(LAYOUTS))
-def test_zd_guest_kernel_boots_with_its_layout(preset, tmp_path):
+def test_zd_guest_kernel_boots_with_its_layout(preset, kind, tmp_path):
     if not qemu_available():
         pytest.skip('qemu-system-x86_64 or debootstrap is missing')
-    metadata, reason = cached_build(preset)
+    metadata, reason = cached_build(preset, kind)
     if reason:
         pytest.skip(reason)
     stop_all()
