@@ -87,8 +87,9 @@ def test_zd_guest_kernel_boots_with_its_layout(preset, kind, tmp_path):
         guest.start().wait_ssh()
         assert guest.ssh('uname -r').stdout.strip() == metadata['kernelrelease'] == '4.14.67-' + preset
         assert 'dctcp' in guest.ssh('cat /proc/sys/net/ipv4/tcp_available_congestion_control').stdout
-        if 'default_qdisc=noqueue' in image['append']:
-            # Applied by the image's zerodrop-cmdline-sysctl unit (4.14 ignores sysctl.* itself).
+        if preset == 'vm-tbf':
+            # The lab's append keeps vm-tbf's devices without a root qdisc until the layout is set,
+            # applied by the image's zerodrop-cmdline-sysctl unit (4.14 ignores sysctl.* itself).
             assert guest.ssh('cat /proc/sys/net/core/default_qdisc').stdout.strip() == 'noqueue'
             before = json.loads(guest.ssh('tc -j qdisc show dev eth0').stdout)
             assert [q['kind'] for q in before] == ['noqueue'], before
