@@ -111,11 +111,12 @@ def test_many_senders_share_the_one_bottleneck(playbook, prefix, tmp_path):
     receivers = [prefix + 'rcv1', prefix + 'rcv2']
     # 70 flows a sender at 40 a process: two iperf3 processes on each sender, so that the
     # aggregate comes from the receivers' samples while every flow of every process was up
-    # (the processes connect one by one: 6 s leave them a common stretch to sample).
+    # (the processes connect one by one, slowly on a loaded machine: 6 s with samples every second
+    # left no common stretch once in CI; 10 s sampled every half second do).
     run = playbook(PLAYBOOK, inventory=INVENTORY, extra_vars={
         'netns_lab_prefix': prefix, 'experiment_results_dir': results,
         'netns_lab_senders': 4, 'netns_lab_receivers': 2, 'experiment_flows_per_process': 40,
-        'experiment_flows': [280], 'experiment_duration': 6})
+        'experiment_flows': [280], 'experiment_duration': 10, 'experiment_sample_interval': 0.5})
     assert run.rc == 0, run
     assert set(senders + receivers + [prefix + 'rtr']) <= namespaces()
     # the one-sender hosts are not part of this layout
@@ -136,7 +137,7 @@ def test_many_senders_share_the_one_bottleneck(playbook, prefix, tmp_path):
     assert [s['flows'] for s in per_sender] == [70] * 4, record
     assert sum(s['flows'] for s in per_sender) == record['flows'] == 280, record
     assert sum(s['flows_alive'] for s in per_sender) == record['flows_alive'] == 280, record
-    assert record['flows_started'] == 280 and record['throughput_source'] == 'sampled', record
+    assert record['flows_started'] == 280 and record['throughput_source'] == 'sampled', record.get('problems')
     for sender in per_sender:
         ports = record['per_host'][sender['dir']]['client_times']['ports']
         assert len(ports) == 2, record
