@@ -101,6 +101,9 @@ def test_zd_guest_kernel_boots_with_its_layout(preset, kind, tmp_path):
         assert (root['kind'], root['handle']) == (kind, '1:'), root
         if kind == 'pfifo':
             assert root['options']['limit'] == int(guest.ssh('cat /sys/class/net/eth0/tx_queue_len').stdout)
+        # Run again on the up device, the unit refuses instead of replacing the root.
+        again = guest.ssh('/usr/local/sbin/zerodrop-cmdline-qdisc', check=False)
+        assert again.returncode == 1 and 'eth0 is already up' in again.stderr, again
 
         # What every run of an experiment does to the layout, ten times while SSH streams out of
         # the guest: the same kind and handle, so the kernel changes it in place.
