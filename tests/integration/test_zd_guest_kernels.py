@@ -8,8 +8,9 @@ The guest presets (vanilla, vm-pfifo, vm-tbf from github.com/zD-linux/linux-4.14
   /var/cache/zerodrop/kernel-authors/build/<preset>, apart from the lab's builds.
 Each one found there boots the test guest image with -kernel under TCG (no initrd, as the lab
 boots them); the test checks the release, DCTCP, that the qdisc layout its branch pushes back on
-is on the guest's device from boot, and that a run's change of it holds under traffic. A cold build takes about 35 minutes on 2 cores, so a build
-that is not there is skipped with the command that makes it.
+is on the guest's device from boot, and that a run's change of it holds under traffic. A cold
+build takes about 35 minutes on 2 cores, so a build that is not there is skipped with the
+command that makes it.
 """
 
 import json
@@ -83,7 +84,7 @@ def test_zd_guest_kernel_boots_with_its_layout(preset, kind, tmp_path):
     # The lab's lab_kernel_append (vm-tbf without IPv6 and a root qdisc on its other devices), but
     # the layout on eth0, which carries SSH here: set at boot while eth0 is down. Replaced on the up
     # device, the root passes through noop_qdisc, and vm-pfifo panicked on it under SSH traffic
-    # (1 boot in CI; 1 in 10 replacements by hand).
+    # (once in CI; 1 in 10 replacements by hand).
     boot_layout, run_layout = LAYOUTS[preset]
     words = [w for w in LAB_KERNEL_APPEND.get(preset, '').split() if not w.startswith('zerodrop.qdisc.')]
     image['append'] += ''.join(' ' + w for w in words + ['zerodrop.qdisc.eth0=' + boot_layout])
