@@ -104,6 +104,8 @@ def main():
                     help='shaper on the router (forwarding) or on the sender itself (direct)')
     ap.add_argument('--client-grace', type=int, default=60,
                     help='seconds the client may take beyond --duration (connecting many flows)')
+    ap.add_argument('--profile', action='store_true',
+                    help="print each task's time (ansible.posix.profile_tasks) of the playbook")
     ap.add_argument('--keep', metavar='DIR', default=None,
                     help='copy the results directory to DIR before cleaning up')
     args = ap.parse_args()
@@ -151,6 +153,9 @@ def main():
         venv_bin = os.path.dirname(sys.executable)
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                    PATH=venv_bin + os.pathsep + os.environ.get('PATH', ''))
+        if args.profile:
+            env.update(ANSIBLE_CALLBACKS_ENABLED='ansible.posix.profile_tasks',
+                       PROFILE_TASKS_TASK_OUTPUT_LIMIT='all', PROFILE_TASKS_SORT_ORDER='none')
         cost = task_cost(env, inventory, senders[0])
         started = time.time()
         proc = subprocess.run([os.path.join(venv_bin, 'ansible-playbook'),
@@ -161,6 +166,8 @@ def main():
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-2000:])
             sys.exit('ansible-playbook failed (rc=%d)' % proc.returncode)
+        if args.profile:
+            print(proc.stdout[proc.stdout.rfind('=' * 20):])
         with open('/proc/loadavg') as f:
             load = f.read().split()[0]
         goal = goal_overhead(args.senders)

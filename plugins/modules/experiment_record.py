@@ -77,6 +77,17 @@ options:
   start_at:
     description: The instant (Unix epoch seconds) every client was told to start at; null with one sender.
     type: float
+  start_delay:
+    description:
+      - Seconds between taking O(start_at) and O(start_at) itself (C(experiment_start_delay), or
+        what the previous run left in RV(next_start_delay)); null with one sender. Recorded as
+        C(start_delay_s), with what each sender's client call used of it (C(start_delay_used_s):
+        O(start_delay) minus how early its C(ready_epoch) of O(phases) came before O(start_at)).
+    type: float
+  start_delay_max:
+    description:
+      - The longest start delay RV(next_start_delay) may be; null for O(start_delay).
+    type: float
   start_spread_max:
     description:
       - Seconds the senders' starts (clock offsets corrected) may be apart; result.json flags a
@@ -151,6 +162,14 @@ result:
   description: What result.json holds (null when not normalised).
   returned: always
   type: dict
+next_start_delay:
+  description:
+    - The start delay for the next run - what this run's slowest sender used of its delay, times
+      1.5, plus 0.25 s, within 0.5 s and O(start_delay_max) - or O(start_delay_max) when this run
+      says nothing (one sender, a sender without C(ready_epoch)).
+  returned: always
+  type: float
+  sample: 1.4
 problems:
   description: Why result.json is missing or incomplete.
   returned: always
@@ -163,7 +182,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodrop.testbed.plugins.module_utils import experiment_pairs, units
+from ansible_collections.zerodrop.testbed.plugins.module_utils import experiment_pairs, start_delay, units
 from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import errors
 from ansible_collections.zerodrop.testbed.plugins.module_utils.writable import directory_problem
@@ -299,6 +318,8 @@ ARGUMENT_SPEC = dict(
     play_hosts=dict(type='list', elements='str', default=[]),
     recover_tasks=dict(type='str', default=''),
     start_at=dict(type='float'),
+    start_delay=dict(type='float'),
+    start_delay_max=dict(type='float'),
     start_spread_max=dict(type='float', default=0.5),
     clock_offsets=dict(type='dict', default={}),
     normalise=dict(type='bool', default=True),
@@ -321,6 +342,9 @@ def problems_of(p):
             experiment_pairs.host_list('hosts.%s' % role, host)
         except ValueError as e:
             problems.append(str(e))
+    for key in ('start_delay', 'start_delay_max'):
+        if p[key] is not None and p[key] < 0:
+            problems.append('%s must be 0 seconds or more (got %r)' % (key, p[key]))
     if p['start_spread_max'] is not None and p['start_spread_max'] <= 0:
         problems.append('start_spread_max must be above 0 seconds (got %r)' % p['start_spread_max'])
     problems.extend(errors(directory_problem('path', p['path'])))
@@ -342,11 +366,16 @@ def execute(p, check_mode):
                   p['errors'], p['started'], time.time(), p['kernel'], p['zd_branch'], host_outcomes)
     members = set(h for v in p['hosts'].values() for h in experiment_pairs.as_list(v))
     data['start_at'] = p['start_at']
+    data['start_delay_s'] = p['start_delay']
+    data['start_delay_used_s'] = start_delay.used(p['start_delay'], p['start_at'], ready_epochs(p))
+    maximum = p['start_delay_max'] if p['start_delay_max'] is not None else p['start_delay']
+    next_delay = start_delay.next_delay(p['start_delay'], p['start_at'], ready_epochs(p), maximum)
     data['start_spread_max_s'] = p['start_spread_max']
     data['clock_offsets'] = dict((h, o) for h, o in sorted(p['clock_offsets'].items()) if h in members)
     result, problems, made = None, [], []
     if check_mode:
-        return {'changed': True, 'record': data, 'result': result, 'problems': problems}
+        return {'changed': True, 'record': data, 'result': result, 'problems': problems,
+                'next_start_delay': next_delay}
     operation = 'create the run directory (path)'
     try:
         if not os.path.isdir(p['path']):
@@ -358,7 +387,7 @@ def execute(p, check_mode):
             f.write('\n')
         made.append('write %s' % os.path.join(p['path'], 'run.json'))
     except (IOError, OSError) as e:
-        return {'failed': True, 'changed': bool(made), 'commands': made,
+        return {'failed': True, 'changed': bool(made), 'commands': made, 'next_start_delay': maximum,
                 'msg': 'could not %s %s: %s' % (operation, p['path'], describe(e))}
     if p['normalise']:
         if run_record is None:
@@ -371,7 +400,15 @@ def execute(p, check_mode):
                 problems = list(result.get('problems') or [])
             except Exception as e:  # a broken run keeps its raw files; the report says why
                 problems.append('cannot normalise %s: %s' % (p['path'], e))
-    return {'changed': True, 'record': data, 'result': result, 'problems': problems}
+    return {'changed': True, 'record': data, 'result': result, 'problems': problems,
+            'next_start_delay': next_delay}
+
+
+def ready_epochs(p):
+    """{sender: ready_epoch of its client call} for the run's senders (None: it reported none)."""
+    client = (p['phases'] or {}).get('client') or {}
+    senders = experiment_pairs.as_list(p['hosts'].get('sender')) if p['hosts'].get('sender') else []
+    return dict((host, (client.get(host) or {}).get('ready_epoch')) for host in senders)
 
 
 def main():

@@ -333,6 +333,14 @@ started_epoch:
   returned: with O(phase=client)
   type: float
   sample: 1764642002.003
+ready_epoch:
+  description:
+    - Unix time (this host's clock) at which the client was ready to start - its files of before
+      the run written, samplers and capture set up - and began to wait for O(start_at) (null in
+      check mode). M(zerodrop.testbed.experiment_record) derives the next run's start delay from it.
+  returned: with O(phase=client)
+  type: float
+  sample: 1764642000.871
 start_late_s:
   description: Seconds the start came after O(start_at) (0 when on time; null without O(start_at) or in check mode).
   returned: with O(phase=client)
@@ -376,7 +384,7 @@ from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_probe
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_split
 from ansible_collections.zerodrop.testbed.plugins.module_utils import pcap_rtt
 from ansible_collections.zerodrop.testbed.plugins.module_utils import sysctl_live
-from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard
+from ansible_collections.zerodrop.testbed.plugins.module_utils.guard import Guard, describe
 from ansible_collections.zerodrop.testbed.plugins.module_utils.names import device_name, errors, \
     path_component
 from ansible_collections.zerodrop.testbed.plugins.module_utils.parsers import neper_samples
@@ -388,6 +396,9 @@ STATE_FILE = '.probe.json'
 PIDS_FILE = '.server.pids'
 # A start_at further ahead than this is a wrong clock or a typo, not a synchronized start.
 MAX_START_AHEAD_S = 600
+# How often the supervisor looks for the stop file and the stop phase for its result: the stop
+# of every run waits for both, so this is part of every run's overhead.
+POLL_S = 0.02
 
 
 def params_of(module):
@@ -620,7 +631,7 @@ def supervise(p, run_dir):
         while not stop['now'] and not os.path.exists(stop_path) and time.time() < deadline:
             if servers:
                 servers.running()  # reaps
-            time.sleep(0.1)
+            time.sleep(POLL_S)
         if servers:
             # neper and iperf3 -1 end on their own once they have printed their results;
             # iperf2's server never does: it is done when its connections are.
@@ -628,7 +639,7 @@ def supervise(p, run_dir):
             while servers.running() and time.time() < until:
                 if p['tool'] == 'iperf2' and not fp.established(p['netns'], fp.data_ports(p)):
                     break
-                time.sleep(0.1)
+                time.sleep(0.1)  # each look at iperf2's connections runs ss
             servers.stop()
         sampler.stop()
         fp.after(run_dir, p['netns'], p['devices'])
@@ -747,7 +758,7 @@ def stop_supervisor(run_dir, wait, why=''):
             if os.path.exists(state_path):
                 break
             return {'status': 'failed', 'reason': 'supervisor %d ended without a result' % pid}
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     with open(state_path) as f:
         return json.load(f)
 
@@ -790,7 +801,8 @@ def phase_client(module, guard, p, run_dir):
                 p['start_at'], p['start_at'] - time.time())
         return {'changed': True, 'status': 'ok', 'reason': None,
                 'commands': guard.runner.changes + commands, 'client_stopped': False, 'note': note,
-                'processes': fp.plan(p), 'started_epoch': None, 'start_late_s': None}
+                'processes': fp.plan(p), 'started_epoch': None, 'start_late_s': None,
+                'ready_epoch': None}
     prepare(guard, p, run_dir)
     guard.doing('write the files of before the run into run_dir', run_dir)
     fp.before(run_dir, p['netns'], p['devices'], p['server_address'])
@@ -802,8 +814,9 @@ def phase_client(module, guard, p, run_dir):
     sampler = fp.Sampler(run_dir, p['netns'], p['devices'], fp.data_ports(p), p['interval'],
                          p['sample_tc'], connecting=True)
     clients = fp.Processes(run_dir, 'client', fp.nofile_limit(p['nofile']))
-    reason = note = stopped_s = late_note = None
+    reason = note = stopped_s = late_note = ready = None
     try:
+        ready = round(time.time(), 3)
         late_note = wait_until(guard, p['start_at'])
         sampler.start()
         clients.start(commands, p['netns'])
@@ -839,7 +852,7 @@ def phase_client(module, guard, p, run_dir):
     return {'changed': True, 'status': 'failed' if reason else 'ok', 'reason': reason,
             'exit_codes': rcs, 'commands': guard.runner.changes + commands,
             'tool_wall_s': clients.wall_s(), 'processes': fp.plan(p),
-            'started_epoch': started_epoch, 'start_late_s': late,
+            'started_epoch': started_epoch, 'start_late_s': late, 'ready_epoch': ready,
             'client_stopped': stopped_s is not None,
             'note': '; '.join(n for n in (late_note, note) if n) or None}
 
@@ -869,44 +882,44 @@ def stopped_note(p, last):
         p['client_grace'], p['duration'], (' (%s)' % ', '.join(seen)) if seen else '')
 
 
+ARGUMENT_SPEC = dict(
+    phase=dict(type='str', required=True, choices=['start', 'client', 'stop']),
+    role=dict(type='str', default='server', choices=['server', 'observer']),
+    run_dir=dict(type='path', required=True),
+    netns=dict(type='str'),
+    tool=dict(type='str', default='neper', choices=list(fp.TOOLS)),
+    bin_dir=dict(type='path'),
+    flows=dict(type='int', default=1),
+    threads=dict(type='int', default=1),
+    duration=dict(type='int', default=10),
+    buffer=dict(type='int'),
+    cc=dict(type='str'),
+    port=dict(type='int'),
+    server_address=dict(type='str'),
+    server_args=dict(type='list', elements='str', default=[]),
+    client_args=dict(type='list', elements='str', default=[]),
+    devices=dict(type='list', elements='str', default=[]),
+    sample_tc=dict(type='bool', default=True),
+    interval=dict(type='float', default=1.0),
+    sysctls=dict(type='dict', default={}),
+    nofile=dict(type='int', default=0),
+    server_wait=dict(type='float', default=20),
+    client_grace=dict(type='float', default=30),
+    client_stopped=dict(type='bool', default=False),
+    stop_grace=dict(type='float', default=5),
+    capture_device=dict(type='str'),
+    flows_per_process=dict(type='int', default=0),
+    servers=dict(type='list', elements='dict', default=[], options=dict(
+        port=dict(type='int', required=True),
+        flows=dict(type='int', required=True),
+        name=dict(type='str'),
+    )),
+    start_at=dict(type='float'),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            phase=dict(type='str', required=True, choices=['start', 'client', 'stop']),
-            role=dict(type='str', default='server', choices=['server', 'observer']),
-            run_dir=dict(type='path', required=True),
-            netns=dict(type='str'),
-            tool=dict(type='str', default='neper', choices=list(fp.TOOLS)),
-            bin_dir=dict(type='path'),
-            flows=dict(type='int', default=1),
-            threads=dict(type='int', default=1),
-            duration=dict(type='int', default=10),
-            buffer=dict(type='int'),
-            cc=dict(type='str'),
-            port=dict(type='int'),
-            server_address=dict(type='str'),
-            server_args=dict(type='list', elements='str', default=[]),
-            client_args=dict(type='list', elements='str', default=[]),
-            devices=dict(type='list', elements='str', default=[]),
-            sample_tc=dict(type='bool', default=True),
-            interval=dict(type='float', default=1.0),
-            sysctls=dict(type='dict', default={}),
-            nofile=dict(type='int', default=0),
-            server_wait=dict(type='float', default=20),
-            client_grace=dict(type='float', default=30),
-            client_stopped=dict(type='bool', default=False),
-            stop_grace=dict(type='float', default=5),
-            capture_device=dict(type='str'),
-            flows_per_process=dict(type='int', default=0),
-            servers=dict(type='list', elements='dict', default=[], options=dict(
-                port=dict(type='int', required=True),
-                flows=dict(type='int', required=True),
-                name=dict(type='str'),
-            )),
-            start_at=dict(type='float'),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = params_of(module)
     problems = problems_of(p)
     if problems:
@@ -932,14 +945,54 @@ def main():
         except fp.ProbeError as e:
             result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
         guard.doing('list the files of run_dir', run_dir)
-        result.setdefault('note', None)
-        result['nofile'] = fp.nofile_limit(p['nofile'])
-        result['flows_per_process'] = fp.per_process(p)
-        result['wall_s'] = round(time.time() - started, 3)
-        result['files'] = listing(run_dir) if os.path.isdir(run_dir) else []
+        completed(p, result, started)
     if result['status'] != 'ok':
         module.fail_json(msg=result['reason'], **result)
     module.exit_json(**result)
+
+
+def completed(p, result, started):
+    """What every phase's result has besides its own."""
+    result.setdefault('note', None)
+    result['nofile'] = fp.nofile_limit(p['nofile'])
+    result['flows_per_process'] = fp.per_process(p)
+    result['wall_s'] = round(time.time() - started, 3)
+    result['files'] = listing(p['run_dir']) if os.path.isdir(p['run_dir']) else []
+    return result
+
+
+class _OnController(object):
+    """What phase_stop needs of a module, in the controller's own process."""
+    _name = 'zerodrop.testbed.flow_run'
+
+    def __init__(self, check_mode):
+        self.check_mode = check_mode
+
+
+def stop_on_controller(params, check_mode):
+    """phase=stop in the controller's own process (plugins/action/flow_run.py) for a host whose
+    run_dir is on the controller (local or netns connection): stopping only writes a file and
+    waits for the supervisor's state file, and a module process less per run is a large part of
+    the runner's overhead. Returns the module's result; a failure has ``failed`` and ``msg``."""
+    p = dict(params)
+    if p['port'] is None:
+        p['port'] = fp.DEFAULT_PORTS[p['tool']]
+    p['binary'] = p['searched'] = None
+    problems = problems_of(p)
+    if problems:
+        return {'failed': True, 'msg': '; '.join(problems), 'changed': False, 'status': 'failed',
+                'reason': '; '.join(problems)}
+    started = time.time()
+    here = _OnController(check_mode)
+    try:
+        result = phase_stop(here, Guard(here), p, p['run_dir'])
+    except Exception as e:  # never a traceback, as in the module
+        result = {'changed': False, 'status': 'failed', 'commands': [],
+                  'reason': 'could not stop the supervisor in %s: %s' % (p['run_dir'], describe(e))}
+    completed(p, result, started)
+    if result['status'] != 'ok':
+        result.update(failed=True, msg=result['reason'])
+    return result
 
 
 if __name__ == '__main__':
