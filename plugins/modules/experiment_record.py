@@ -84,9 +84,10 @@ options:
         C(start_delay_s), with what each sender's client call used of it (C(start_delay_used_s):
         O(start_delay) minus how early its C(ready_epoch) of O(phases) came before O(start_at)).
     type: float
-  start_delay_max:
+  start_delay_default:
     description:
-      - The longest start delay RV(next_start_delay) may be; null for O(start_delay).
+      - RV(next_start_delay) when this run says nothing of the senders' readiness (one sender,
+        a client call that failed before it was ready); null for O(start_delay).
     type: float
   start_spread_max:
     description:
@@ -165,8 +166,8 @@ result:
 next_start_delay:
   description:
     - The start delay for the next run - what this run's slowest sender used of its delay, times
-      1.5, plus 0.25 s, within 0.5 s and O(start_delay_max) - or O(start_delay_max) when this run
-      says nothing (one sender, a sender without C(ready_epoch)).
+      1.5, plus 0.25 s, within 0.5 s and 60 s - or O(start_delay_default) when this run says
+      nothing (one sender, a sender without C(ready_epoch)).
   returned: always
   type: float
   sample: 1.4
@@ -319,7 +320,7 @@ ARGUMENT_SPEC = dict(
     recover_tasks=dict(type='str', default=''),
     start_at=dict(type='float'),
     start_delay=dict(type='float'),
-    start_delay_max=dict(type='float'),
+    start_delay_default=dict(type='float'),
     start_spread_max=dict(type='float', default=0.5),
     clock_offsets=dict(type='dict', default={}),
     normalise=dict(type='bool', default=True),
@@ -342,7 +343,7 @@ def problems_of(p):
             experiment_pairs.host_list('hosts.%s' % role, host)
         except ValueError as e:
             problems.append(str(e))
-    for key in ('start_delay', 'start_delay_max'):
+    for key in ('start_delay', 'start_delay_default'):
         if p[key] is not None and p[key] < 0:
             problems.append('%s must be 0 seconds or more (got %r)' % (key, p[key]))
     if p['start_spread_max'] is not None and p['start_spread_max'] <= 0:
@@ -368,8 +369,8 @@ def execute(p, check_mode):
     data['start_at'] = p['start_at']
     data['start_delay_s'] = p['start_delay']
     data['start_delay_used_s'] = start_delay.used(p['start_delay'], p['start_at'], ready_epochs(p))
-    maximum = p['start_delay_max'] if p['start_delay_max'] is not None else p['start_delay']
-    next_delay = start_delay.next_delay(p['start_delay'], p['start_at'], ready_epochs(p), maximum)
+    unknown = p['start_delay_default'] if p['start_delay_default'] is not None else p['start_delay']
+    next_delay = start_delay.next_delay(p['start_delay'], p['start_at'], ready_epochs(p), unknown)
     data['start_spread_max_s'] = p['start_spread_max']
     data['clock_offsets'] = dict((h, o) for h, o in sorted(p['clock_offsets'].items()) if h in members)
     result, problems, made = None, [], []
@@ -387,7 +388,7 @@ def execute(p, check_mode):
             f.write('\n')
         made.append('write %s' % os.path.join(p['path'], 'run.json'))
     except (IOError, OSError) as e:
-        return {'failed': True, 'changed': bool(made), 'commands': made, 'next_start_delay': maximum,
+        return {'failed': True, 'changed': bool(made), 'commands': made, 'next_start_delay': unknown,
                 'msg': 'could not %s %s: %s' % (operation, p['path'], describe(e))}
     if p['normalise']:
         if run_record is None:
