@@ -591,12 +591,13 @@ def sections(results, images):
     sampled = [r for r in ok if r.get('throughput_source') == 'sampled']
     if sampled:
         windows = [r['throughput_window_s'] for r in sampled]
-        out[0][1].append(('p', '%d of the successful runs ran several iperf3 processes (128 flows '
-                               'each), which time their tests from their own connections: their '
+        tools = '/'.join(sorted(set('%s' % r.get('tool') for r in sampled)))
+        out[0][1].append(('p', '%d of the successful runs ran several %s processes (on one host, '
+                               'or one per sender), which time their tests from their own connections: their '
                                'throughput is the receiver\'s sampled bytes over the stretch in '
                                'which every flow was up (%s s of tests of %s s; runs.csv, '
                                'throughput_window_s), not the sum of the processes\' reports.' % (
-                                   len(sampled), '%.1f-%.1f' % (min(windows), max(windows)),
+                                   len(sampled), tools, '%.1f-%.1f' % (min(windows), max(windows)),
                                    '/'.join(sorted(set('%s' % r['duration_s'] for r in sampled))))))
     if failed:
         out.append(('Failed runs', [('table', ['mode', 'variant', 'flows', 'rep', 'reason', 'run directory'],

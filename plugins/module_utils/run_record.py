@@ -465,6 +465,14 @@ def _qdisc_drops(hosts, roles, device=None):
     return _sum(values)
 
 
+def _role_dirs(hosts, role):
+    """The host directories of a host role: ``role`` itself (one host), else ``role-<host>``
+    for each of its hosts (experiment_pairs.role_dir)."""
+    if role in hosts:
+        return [role]
+    return sorted(d for d in hosts if d.startswith(role + '-'))
+
+
 def _find_bottleneck(run, hosts):
     """(host role, device, how it was found) of the bottleneck qdisc, or Nones."""
     for spec in (run.get('bottleneck'), (run.get('params') or {}).get('bottleneck')):
@@ -688,9 +696,13 @@ def build(run, hosts, problems):
 
     reds = [h['qdisc']['total']['marked'] for h in hosts.values() if 'qdisc' in h]
     if b_role is not None and b_dev is not None:
-        bottleneck_drops = _qdisc_drops(hosts, [b_role], b_dev)
-        backlogs = hosts.get(b_role, {}).get('backlog_max_bytes') or {}
-        backlog = backlogs.get(device_name(backlogs, b_dev))
+        # a role with several hosts (several senders) has a directory per host: role-<host>
+        b_dirs = _role_dirs(hosts, b_role)
+        bottleneck_drops = _qdisc_drops(hosts, b_dirs, b_dev)
+        found = [(hosts[d].get('backlog_max_bytes') or {}) for d in b_dirs]
+        found = [b.get(device_name(b, b_dev)) for b in found]
+        found = [v for v in found if v is not None]
+        backlog = max(found) if found else None
     else:
         bottleneck_drops = None
         backlogs = [v for h in hosts.values() for v in (h.get('backlog_max_bytes') or {}).values()]

@@ -4,8 +4,9 @@
 """How long the next synchronized start waits: what the last run's slowest sender needed.
 
 A run with several senders takes its ``start_at`` once the servers listen, ``delay`` seconds
-ahead; each sender's client call reports when it was ready to wait (``ready_epoch``, its own
-clock, the clock it also reads ``start_at`` with). What a sender used of the delay is
+ahead; each sender's client call reports when it was ready to wait (``ready_epoch``, taken to
+the controller's clock with the sender's offset, as its ``start_at`` was). What a sender used of
+the delay is
 ``delay - (start_at - ready_epoch)``; the next run waits the largest of these with a margin,
 within ``MINIMUM_S`` and ``MAXIMUM_S``: shorter where the senders are quick, longer where they are
 slow (QEMU guests under TCG took 4-9 s), whatever the first run's delay was.

@@ -109,6 +109,16 @@ clock_s:
   returned: always
   type: float
   sample: 1795332000.123
+clock_offset:
+  description:
+    - The host's clock against the controller's, measured after the module (by the action
+      plugin, over the task's connection) - C(offset_s), its clock minus the midpoint of the
+      controller's readings before and after the host's C(date +%s.%N), and C(uncertainty_s),
+      half their distance; the tightest of three readings. Null when C(date) gives no
+      fractional seconds.
+  returned: always
+  type: dict
+  sample: {offset_s: -1.583, uncertainty_s: 0.041}
 '''
 
 import json

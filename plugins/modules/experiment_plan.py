@@ -107,6 +107,13 @@ options:
   clock_after:
     description: The controller's time after the hosts read O(clocks).
     type: float
+  measured_offsets:
+    description:
+      - Host to its clock offset measured on its own (C(clock_offset) of
+        M(zerodrop.testbed.experiment_host_facts), C(offset_s) and C(uncertainty_s)); it
+        replaces the one O(clocks) gives that host. Null values are ignored.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -173,8 +180,9 @@ hosts:
   sample: {baseline: {sender: [vm1, vm2], receiver: [rcv1], router: [rtr]}}
 clock_offsets:
   description:
-    - Per host of O(clocks), C(offset_s) (its clock minus the midpoint of O(clock_before) and
-      O(clock_after)) and C(uncertainty_s) (half their distance).
+    - Per host of O(clocks) and O(measured_offsets), C(offset_s) and C(uncertainty_s): the
+      measured one where there is one, else its clock minus the midpoint of O(clock_before) and
+      O(clock_after), within half their distance.
   returned: always
   type: dict
   sample: {vm1: {offset_s: 0.012, uncertainty_s: 0.21}}
@@ -322,13 +330,18 @@ def place(runs, hosts, mode_hosts, modes, weights, pairing, flows_per_process, n
     return roles_of
 
 
-def clock_offsets(clocks, before, after):
-    if before is None or after is None:
-        return {}
-    middle = (before + after) / 2.0
-    return dict((host, {'offset_s': round(float(clock) - middle, 6),
-                        'uncertainty_s': round(abs(after - before) / 2.0, 6)})
-                for host, clock in clocks.items() if clock is not None)
+def clock_offsets(clocks, before, after, measured=None):
+    found = {}
+    if before is not None and after is not None:
+        middle = (before + after) / 2.0
+        found = dict((host, {'offset_s': round(float(clock) - middle, 6),
+                             'uncertainty_s': round(abs(after - before) / 2.0, 6)})
+                     for host, clock in clocks.items() if clock is not None)
+    for host, offset in (measured or {}).items():
+        if isinstance(offset, dict) and offset.get('offset_s') is not None:
+            found[host] = {'offset_s': round(float(offset['offset_s']), 6),
+                           'uncertainty_s': round(float(offset.get('uncertainty_s') or 0), 6)}
+    return found
 
 
 def main():
@@ -352,6 +365,7 @@ def main():
             clocks=dict(type='dict', default={}),
             clock_before=dict(type='float'),
             clock_after=dict(type='float'),
+            measured_offsets=dict(type='dict', default={}),
         ),
         supports_check_mode=True,
     )
@@ -381,7 +395,8 @@ def main():
             guard.doing('create the results directory (results_dir)', root)
             os.makedirs(root)
     module.exit_json(changed=changed, root=root, total=len(runs), runs=runs, hosts=roles_of,
-                     clock_offsets=clock_offsets(p['clocks'], p['clock_before'], p['clock_after']))
+                     clock_offsets=clock_offsets(p['clocks'], p['clock_before'], p['clock_after'],
+                                                 p['measured_offsets']))
 
 
 if __name__ == '__main__':

@@ -406,10 +406,20 @@ def execute(p, check_mode):
 
 
 def ready_epochs(p):
-    """{sender: ready_epoch of its client call} for the run's senders (None: it reported none)."""
+    """{sender: ready_epoch of its client call on the controller's clock} for the run's senders
+    (None: it reported none); its clock offset is taken off where it is larger than its
+    uncertainty, as its start_at was shifted by it."""
     client = (p['phases'] or {}).get('client') or {}
     senders = experiment_pairs.as_list(p['hosts'].get('sender')) if p['hosts'].get('sender') else []
-    return dict((host, (client.get(host) or {}).get('ready_epoch')) for host in senders)
+    found = {}
+    for host in senders:
+        ready = (client.get(host) or {}).get('ready_epoch')
+        clock = p['clock_offsets'].get(host) or {}
+        offset = clock.get('offset_s') or 0.0
+        if ready is not None and abs(offset) > (clock.get('uncertainty_s') or 0.0):
+            ready -= offset
+        found[host] = ready
+    return found
 
 
 def main():

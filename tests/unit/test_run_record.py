@@ -445,3 +445,23 @@ def test_a_sender_of_several_processes_without_a_sampled_stretch_keeps_its_clien
     snd1 = run_record.normalise(run_dir)['per_sender'][0]
     assert snd1['throughput_source'] == 'tool'
     assert snd1['throughput_bps'] == pytest.approx(54.02e6, rel=0.01)
+
+
+def test_a_bottleneck_on_a_role_of_several_hosts_sums_their_drops(tmp_path):
+    # The local lab's layout with two senders: the tree on every sender's own egress
+    # (host_role sender), whose directories are sender-<host>, none of them `sender`.
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(TWO_SENDERS, run_dir)
+    before = run_record.normalise(run_dir)
+    devices = [set((before['per_host'][d].get('qdisc') or {}).get('devices', {})) for d in before['senders']]
+    device = sorted(devices[0] & devices[1])[0]
+    path = os.path.join(run_dir, 'run.json')
+    with open(path) as f:
+        run = json.load(f)
+    run['bottleneck'] = {'host_role': 'sender', 'device': device, 'tree': []}
+    with open(path, 'w') as f:
+        json.dump(run, f)
+    rec = run_record.normalise(run_dir)
+    assert rec['bottleneck'] == {'host_role': 'sender', 'device': device, 'source': 'run.json'}
+    assert rec['bottleneck_drops'] == sum(
+        before['per_host'][d]['qdisc']['devices'][device]['drops'] for d in before['senders'])

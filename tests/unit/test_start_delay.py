@@ -75,3 +75,14 @@ def test_record_refuses_a_negative_delay_and_writes_nothing(tmp_path):
     result = experiment_record.execute(params(tmp_path, start_at=START_AT, start_delay=-1.0), False)
     assert result['failed'] and 'start_delay must be 0 seconds or more' in result['msg']
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_senders_clock_offset_is_taken_off_its_readiness(tmp_path):
+    # s2's clock runs 1.6 s behind the controller's (a TCG guest): its start_at was 998.4 on its
+    # clock, and its ready_epoch 997.0 is 998.6 on the controller's: it used 1.6 s of the 3
+    offsets = {'s2': {'offset_s': -1.6, 'uncertainty_s': 0.05},
+               's1': {'offset_s': 0.01, 'uncertainty_s': 0.05}}
+    p = params(tmp_path, start_at=START_AT, start_delay=3.0, clock_offsets=offsets)
+    p['phases']['client']['s2']['ready_epoch'] = 997.0
+    result = experiment_record.execute(p, False)
+    assert result['record']['start_delay_used_s'] == {'s1': 0.2, 's2': 1.6}
