@@ -21,7 +21,7 @@ from the archive in ../shared/sources (or --bin-dir). Prints, against the goals:
 Needs root and the whole machine (the sender, router and receiver all share its CPUs).
 
   python3 bench/flow_scale.py [--senders 4] [--flows-per-sender 10000] [--duration 20]
-      [--bin-dir DIR] [--client-grace 600] [--keep DIR]
+      [--bin-dir DIR] [--client-grace 600] [--qdisc-limit 100000] [--keep DIR]
 """
 
 import argparse
@@ -168,6 +168,8 @@ def main():
     ap.add_argument('--client-grace', type=int, default=600,
                     help='seconds the clients may take beyond --duration (connecting the flows)')
     ap.add_argument('--sample-interval', type=float, default=0.1)
+    ap.add_argument('--qdisc-limit', type=int, default=100000,
+                    help="bytes of the bottleneck's bfifo (default: the seed's 100000)")
     ap.add_argument('--keep', metavar='DIR', default=None,
                     help='copy the results directory to DIR before cleaning up')
     args = ap.parse_args()
@@ -195,6 +197,7 @@ def main():
         'experiment_flows': [flows], 'experiment_duration': args.duration,
         'experiment_threads': args.threads, 'experiment_repetitions': 1,
         'experiment_client_grace': args.client_grace,
+        'experiment_qdisc_limit': args.qdisc_limit,
         # neper listens with a backlog of 65535, which must not exceed somaxconn (4096 in a new
         # namespace); the SYN backlog lets the flows' SYNs wait instead of being dropped.
         'experiment_sysctls': {'net.core.somaxconn': 65535, 'net.ipv4.tcp_max_syn_backlog': 65535},
@@ -228,9 +231,10 @@ def main():
         result = json.load(open(paths[0]))
         run = json.load(open(os.path.join(os.path.dirname(paths[0]), 'run.json')))
         fraction = result.get('fraction_of_bottleneck')
-        print('senders=%d flows=%d (%d a sender) tool=neper duration=%ss bottleneck=tbf 100mbit on '
-              'the router; load=%s playbook_total=%.1fs (build, run, report) run_wall=%.1fs client=%ss'
-              % (args.senders, flows, args.flows_per_sender, args.duration, load, total,
+        print('senders=%d flows=%d (%d a sender) tool=neper duration=%ss bottleneck=tbf 100mbit + '
+              'bfifo %d B on the router; load=%s playbook_total=%.1fs (build, run, report) '
+              'run_wall=%.1fs client=%ss'
+              % (args.senders, flows, args.flows_per_sender, args.duration, args.qdisc_limit, load, total,
                  run['wall_s'], run.get('tool_wall_s')))
         print('status=%s%s flows_started=%s flows_connected=%s flows_alive=%s (of %d) '
               'throughput_source=%s'
