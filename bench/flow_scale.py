@@ -255,6 +255,16 @@ def main():
                   'ratio_to_goal(>=0.95)=%.2f'
                   % (sampled['bps'] / 1e6, sampled.get('window_s') or 0, sampled.get('connections'),
                      sampled['bps'] / rate, sampled['bps'] / rate / GOAL_FRACTION))
+        for problem in result.get('problems') or []:
+            print('result.json problem: %s' % problem)
+        recorded = result.get('flow_bytes') or {}
+        if recorded.get('total_bytes') and run.get('tool_wall_s'):
+            # every byte the flows delivered over the clients' whole run (connecting included):
+            # a floor that needs no overlap of the processes' own test windows
+            rate = result.get('bottleneck_rate_bps') or run.get('bottleneck_rate_bps')
+            average = recorded['total_bytes'] * 8.0 / run['tool_wall_s']
+            print('average goodput over the clients\' %.1fs=%.1fMbit/s fraction_of_bottleneck=%.3f'
+                  % (run['tool_wall_s'], average / 1e6, average / rate))
         print('flows_aborted=%s flows_zero_bytes=%s flows_stalled_connect=%s connect_failures=%s '
               'retrans=%s rto=%s bottleneck_drops=%s jain=%s start_spread=%ss'
               % (result.get('flows_aborted'), result.get('flows_zero_bytes'),
@@ -262,7 +272,6 @@ def main():
                  result.get('retrans_segs'), result.get('rto_count'),
                  result.get('bottleneck_drops'), result.get('jain_index'),
                  result.get('start_spread_s')))
-        recorded = result.get('flow_bytes') or {}
         print('flows recorded with their bytes=%s (of %d): total %s bytes, median %s, min %s, max %s'
               % (recorded.get('flows'), flows, recorded.get('total_bytes'),
                  recorded.get('median_bytes'), recorded.get('min_bytes'), recorded.get('max_bytes')))

@@ -168,7 +168,7 @@ next_start_delay:
     - The start delay for the next run - what this run's slowest sender used of its delay, times
       1.5, plus 0.25 s, within 0.5 s and 60 s - or O(start_delay_default) when this run says
       nothing (one sender, a sender without C(ready_epoch)).
-  returned: always
+  returned: unless the parameters are refused
   type: float
   sample: 1.4
 problems:
@@ -368,9 +368,10 @@ def execute(p, check_mode):
     members = set(h for v in p['hosts'].values() for h in experiment_pairs.as_list(v))
     data['start_at'] = p['start_at']
     data['start_delay_s'] = p['start_delay']
-    data['start_delay_used_s'] = start_delay.used(p['start_delay'], p['start_at'], ready_epochs(p))
+    ready = ready_epochs(p)
+    data['start_delay_used_s'] = start_delay.used(p['start_delay'], p['start_at'], ready)
     unknown = p['start_delay_default'] if p['start_delay_default'] is not None else p['start_delay']
-    next_delay = start_delay.next_delay(p['start_delay'], p['start_at'], ready_epochs(p), unknown)
+    next_delay = start_delay.next_delay(p['start_delay'], p['start_at'], ready, unknown)
     data['start_spread_max_s'] = p['start_spread_max']
     data['clock_offsets'] = dict((h, o) for h, o in sorted(p['clock_offsets'].items()) if h in members)
     result, problems, made = None, [], []

@@ -401,8 +401,8 @@ MAX_START_AHEAD_S = 600
 POLL_S = 0.02
 
 
-def params_of(module):
-    p = dict(module.params)
+def params_of(params):
+    p = dict(params)
     if p['port'] is None:
         p['port'] = fp.DEFAULT_PORTS[p['tool']]
     p['binary'], p['searched'] = fp.find_tool(p['tool'], p['bin_dir'])
@@ -920,7 +920,7 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = params_of(module)
+    p = params_of(module.params)
     problems = problems_of(p)
     if problems:
         module.fail_json(msg='; '.join(problems), changed=False, status='failed',
@@ -974,10 +974,7 @@ def stop_on_controller(params, check_mode):
     run_dir is on the controller (local or netns connection): stopping only writes a file and
     waits for the supervisor's state file, and a module process less per run is a large part of
     the runner's overhead. Returns the module's result; a failure has ``failed`` and ``msg``."""
-    p = dict(params)
-    if p['port'] is None:
-        p['port'] = fp.DEFAULT_PORTS[p['tool']]
-    p['binary'] = p['searched'] = None
+    p = params_of(params)
     problems = problems_of(p)
     if problems:
         return {'failed': True, 'msg': '; '.join(problems), 'changed': False, 'status': 'failed',
