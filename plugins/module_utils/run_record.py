@@ -493,8 +493,9 @@ def _sender_egress(run, hosts, senders):
         if egress.get('dev'):
             return role, egress['dev']
     role, device, _source = _find_bottleneck(run, hosts)
-    if role in senders:
-        return role, device
+    mine = [d for d in (_role_dirs(hosts, role) if role is not None else []) if d in senders]
+    if mine:
+        return mine[0], device
     return None, None
 
 
@@ -505,12 +506,34 @@ def _txqueuelen(host, device):
 
 def _zd_guard(run, hosts, senders):
     """``(zD branch, layout check, queue check, not-comparable reasons)`` of a run (see
-    zd_checks): the branch from run.json (``zd_branch``), else from the senders' kernel release."""
+    zd_checks): the branch from run.json (``zd_branch``), else from the senders' kernel release.
+    Every sender is checked; the checks returned are the first failing sender's (else the first
+    sender's), and each failing sender gives its reason (named when there are several)."""
     if 'zd_branch' in run:
         branch = run['zd_branch']
     else:
         releases = [(hosts[r].get('host') or {}).get('kernelrelease') for r in senders]
         branch = next((zd_checks.branch_of(r) for r in releases if zd_checks.branch_of(r)), None)
+    checks = [_zd_checks(run, hosts, [s], branch) for s in senders] if len(senders) > 1 else \
+        [_zd_checks(run, hosts, senders, branch)]
+    reasons = []
+    for sender, (layout, queue) in zip(senders, checks):
+        who = 'sender %s: ' % sender if len(senders) > 1 else ''
+        found = []
+        if layout and not layout['ok']:
+            found.append('not comparable: the bottleneck tree cannot engage zD\'s %s branch: %s%s'
+                         % (branch, who, layout['reason']))
+        if queue and not queue['filled']:
+            found.append(queue['reason'].replace('not comparable: ', 'not comparable: ' + who, 1)
+                         if who else queue['reason'])
+        reasons.extend(r for r in found if r not in reasons)
+    layout = next((lay for lay, _q in checks if lay and not lay['ok']), checks[0][0])
+    queue = next((q for _lay, q in checks if q and not q['filled']), checks[0][1])
+    return branch, layout, queue, reasons
+
+
+def _zd_checks(run, hosts, senders, branch):
+    """``(layout check, queue check)`` of the senders' egress (the first one known)."""
     s_role, s_dev = _sender_egress(run, hosts, senders)
     layout = None
     if branch:
@@ -536,13 +559,7 @@ def _zd_guard(run, hosts, senders):
         dropped = qdisc['devices'][name]['drops'] if name is not None else None
         queue = zd_checks.queue_check(hosts[s_role]['_tc_samples'], s_dev,
                                       _txqueuelen(hosts[s_role], s_dev), dropped)
-    reasons = []
-    if layout and not layout['ok']:
-        reasons.append('not comparable: the bottleneck tree cannot engage zD\'s %s branch: %s'
-                       % (branch, layout['reason']))
-    if queue and not queue['filled']:
-        reasons.append(queue['reason'])
-    return branch, layout, queue, reasons
+    return layout, queue
 
 
 def _pairs(run, senders, receivers):

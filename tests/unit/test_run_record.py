@@ -320,6 +320,21 @@ def test_the_guard_of_a_run(tree, run, layout_ok, filled):
     assert len(reasons) == (layout_ok is False) + (not filled)
 
 
+def test_every_sender_of_a_run_is_guarded_and_named():
+    # two senders (directories sender-<host>): a's pfifo never filled, b's tbf cannot engage
+    # vm-pfifo; the checks returned are the failing ones, each sender's reason names it
+    hosts = dict(('sender-%s' % name, run_record.read_host(os.path.join(LAYOUT, 'direct_%s_sender' % tree))[0])
+                 for name, tree in (('a', 'pfifo'), ('b', 'tbf')))
+    branch, layout, queue, reasons = run_record._zd_guard(
+        {'zd_branch': 'vm-pfifo'}, hosts, ['sender-a', 'sender-b'])
+    assert layout['ok'] is False and layout['found'].startswith('root tbf'), layout
+    assert queue['filled'] is False
+    assert len(reasons) == 2, reasons
+    assert reasons[0].startswith("not comparable: sender sender-a: the sender's queue never filled")
+    assert reasons[1].startswith("not comparable: the bottleneck tree cannot engage zD's vm-pfifo "
+                                 "branch: sender sender-b: vm-pfifo pushes back only at")
+
+
 def test_a_physical_branch_is_checked_on_the_bottleneck_outside_the_sender():
     host, _problems = run_record.read_host(os.path.join(LAYOUT, 'direct_pfifo_sender'))
     run = {'zd_branch': 'physical-pfifo', 'bottleneck': {'host_role': 'sender', 'device': 'vs'}}
