@@ -180,7 +180,7 @@ hosts:
   sample: {baseline: {sender: [vm1, vm2], receiver: [rcv1], router: [rtr]}}
 clock_offsets:
   description:
-    - Per host of O(clocks) and O(measured_offsets), C(offset_s) and C(uncertainty_s): the
+    - Per host of O(clocks) and O(measured_offsets), C(offset_s) and C(uncertainty_s) - the
       measured one where there is one, else its clock minus the midpoint of O(clock_before) and
       O(clock_after), within half their distance.
   returned: always

@@ -81,8 +81,9 @@ options:
     description:
       - Seconds between taking O(start_at) and O(start_at) itself (C(experiment_start_delay), or
         what the previous run left in RV(next_start_delay)); null with one sender. Recorded as
-        C(start_delay_s), with what each sender's client call used of it (C(start_delay_used_s):
-        O(start_delay) minus how early its C(ready_epoch) of O(phases) came before O(start_at)).
+        C(start_delay_s), with what each sender's client call used of it as
+        C(start_delay_used_s) - O(start_delay) minus how early its C(ready_epoch) of O(phases)
+        came before O(start_at).
     type: float
   start_delay_default:
     description:
