@@ -48,7 +48,7 @@ class ActionModule(ActionBase):
         if result.get('failed'):
             return result
         samples = []
-        for _ in range(READINGS):
+        for _reading in range(READINGS):
             before = time.time()
             out = self._low_level_execute_command('date +%s.%N')
             after = time.time()

@@ -48,8 +48,8 @@ def params(tmp_path, **kw):
                   'params': {'duration': 5}},
              hosts={'sender': ['s1', 's2'], 'receiver': ['r']})
     ok = {'status': 'ok', 'reason': None}
-    p['phases'] = {'start': {'r': ok}, 'client': {'s1': dict(ok, ready_epoch=997.2),
-                                                   's2': dict(ok, ready_epoch=998.0)}}
+    clients = {'s1': dict(ok, ready_epoch=997.2), 's2': dict(ok, ready_epoch=998.0)}
+    p['phases'] = {'start': {'r': ok}, 'client': clients}
     p.update(kw)
     return p
 
