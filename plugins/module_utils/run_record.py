@@ -514,15 +514,16 @@ def _zd_guard(run, hosts, senders):
     else:
         releases = [(hosts[r].get('host') or {}).get('kernelrelease') for r in senders]
         branch = next((zd_checks.branch_of(r) for r in releases if zd_checks.branch_of(r)), None)
-    checks = [_zd_checks(run, hosts, [s], branch) for s in senders] if len(senders) > 1 else \
-        [_zd_checks(run, hosts, senders, branch)]
+    checks = [_zd_checks(run, hosts, [s], branch) for s in senders] or \
+        [_zd_checks(run, hosts, [], branch)]
     reasons = []
     for sender, (layout, queue) in zip(senders, checks):
         who = 'sender %s: ' % sender if len(senders) > 1 else ''
         found = []
         if layout and not layout['ok']:
+            # a physical branch's tree is the hypervisor's, the same for every sender
             found.append('not comparable: the bottleneck tree cannot engage zD\'s %s branch: %s%s'
-                         % (branch, who, layout['reason']))
+                         % (branch, '' if branch.startswith('physical') else who, layout['reason']))
         if queue and not queue['filled']:
             found.append(queue['reason'].replace('not comparable: ', 'not comparable: ' + who, 1)
                          if who else queue['reason'])
@@ -533,7 +534,8 @@ def _zd_guard(run, hosts, senders):
 
 
 def _zd_checks(run, hosts, senders, branch):
-    """``(layout check, queue check)`` of the senders' egress (the first one known)."""
+    """``(layout check, queue check)`` of the senders' egress (the first one known; a sender is
+    checked alone)."""
     s_role, s_dev = _sender_egress(run, hosts, senders)
     layout = None
     if branch:

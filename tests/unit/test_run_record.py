@@ -335,6 +335,19 @@ def test_every_sender_of_a_run_is_guarded_and_named():
                                  "branch: sender sender-b: vm-pfifo pushes back only at")
 
 
+def test_a_physical_branchs_layout_is_one_reason_for_all_senders():
+    # no bottleneck outside the senders: the hypervisor's tree is unknown, once for the run
+    hosts = dict(('sender-%s' % name, run_record.read_host(os.path.join(LAYOUT, 'direct_pfifo_sender'))[0])
+                 for name in ('a', 'b'))
+    _branch, layout, _queue, reasons = run_record._zd_guard(
+        {'zd_branch': 'physical-pfifo'}, hosts, ['sender-a', 'sender-b'])
+    assert layout['ok'] is False
+    physical = [r for r in reasons if 'physical-pfifo' in r]
+    assert physical == ["not comparable: the bottleneck tree cannot engage zD's physical-pfifo "
+                        "branch: physical-pfifo acts on the hypervisor's tap, and no such device "
+                        "is known for this run"], reasons
+
+
 def test_a_physical_branch_is_checked_on_the_bottleneck_outside_the_sender():
     host, _problems = run_record.read_host(os.path.join(LAYOUT, 'direct_pfifo_sender'))
     run = {'zd_branch': 'physical-pfifo', 'bottleneck': {'host_role': 'sender', 'device': 'vs'}}
