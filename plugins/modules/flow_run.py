@@ -214,6 +214,14 @@ options:
         (C(tcpdump -s 96)) into C(capture.pcap) and their RTT samples into C(rtt.txt).
     type: str
 attributes:
+  action:
+    support: full
+    description:
+      - With the C(local) or the C(zerodrop.testbed.netns) connection (no become), every phase runs
+        in the controller's own process (its action plugin), with the connection's namespace as
+        O(netns) when the task gives none - the same phases, commands and files without a module
+        process per host and phase, which was most of a run's overhead with many senders on one
+        machine. Other connections run the module on the host.
   check_mode:
     support: full
     description: Reports the commands it would run and runs nothing (nor waits for O(start_at)).
@@ -920,21 +928,30 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = params_of(module.params)
+    result = outcome(module, Runner(module), module.params)
+    if result['status'] != 'ok':
+        module.fail_json(msg=result['reason'], **result)
+    module.exit_json(**result)
+
+
+def outcome(module, runner, params):
+    """Check the parameters and the host, run the phase: the result (``status`` failed with a
+    ``reason`` when it did not go). ``runner`` gets the namespace here; an unexpected exception
+    ends in ``module.fail_json`` (Guard)."""
+    p = params_of(params)
     problems = problems_of(p)
     if problems:
-        module.fail_json(msg='; '.join(problems), changed=False, status='failed',
-                         reason='; '.join(problems))
+        return {'changed': False, 'status': 'failed', 'reason': '; '.join(problems)}
+    runner.netns = p['netns']
     run_dir = p['run_dir']
     started = time.time()
-    with Guard(module, Runner(module, netns=p['netns'])) as guard:
+    with Guard(module, runner) as guard:
         guard.doing('check the host for the run')
         problems = environment_problems(p)
         if p['phase'] != 'stop':
             problems.extend(errors(directory_problem('run_dir', run_dir)))
         if problems:
-            module.fail_json(msg='; '.join(problems), changed=False, status='failed',
-                             reason='; '.join(problems))
+            return {'changed': False, 'status': 'failed', 'reason': '; '.join(problems)}
         phases = {'start': phase_start, 'client': phase_client, 'stop': phase_stop}
         try:
             result = phases[p['phase']](module, guard, p, run_dir)
@@ -945,10 +962,7 @@ def main():
         except fp.ProbeError as e:
             result = {'changed': True, 'status': 'failed', 'reason': str(e), 'commands': []}
         guard.doing('list the files of run_dir', run_dir)
-        completed(p, result, started)
-    if result['status'] != 'ok':
-        module.fail_json(msg=result['reason'], **result)
-    module.exit_json(**result)
+        return completed(p, result, started)
 
 
 def completed(p, result, started):
@@ -961,32 +975,39 @@ def completed(p, result, started):
     return result
 
 
+class _Failed(Exception):
+    def __init__(self, result):
+        super(_Failed, self).__init__(result.get('msg'))
+        self.result = result
+
+
 class _OnController(object):
-    """What phase_stop needs of a module, in the controller's own process."""
+    """What the phases need of a module, in the controller's own process."""
     _name = 'zerodrop.testbed.flow_run'
 
     def __init__(self, check_mode):
         self.check_mode = check_mode
 
+    def fail_json(self, **result):
+        raise _Failed(result)
 
-def stop_on_controller(params, check_mode):
-    """phase=stop in the controller's own process (plugins/action/flow_run.py) for a host whose
-    run_dir is on the controller (local or netns connection): stopping only writes a file and
-    waits for the supervisor's state file, and a module process less per run is a large part of
-    the runner's overhead. Returns the module's result; a failure has ``failed`` and ``msg``."""
-    p = params_of(params)
-    problems = problems_of(p)
-    if problems:
-        return {'failed': True, 'msg': '; '.join(problems), 'changed': False, 'status': 'failed',
-                'reason': '; '.join(problems)}
-    started = time.time()
+
+def on_controller(params, check_mode):
+    """One call in the controller's own process (plugins/action/flow_run.py), for a host whose
+    commands and run_dir are the controller's (local connection): the same phases as the
+    module, without a module process per host and phase, which is much of the runner's overhead
+    with many hosts on one machine. Returns the module's result; a failure has ``failed`` and
+    ``msg``."""
     here = _OnController(check_mode)
     try:
-        result = phase_stop(here, Guard(here), p, p['run_dir'])
+        result = outcome(here, Runner(None, check_mode=check_mode), params)
+    except _Failed as e:
+        result = dict(e.result, status='failed', reason=e.result.get('msg'))
     except Exception as e:  # never a traceback, as in the module
         result = {'changed': False, 'status': 'failed', 'commands': [],
-                  'reason': 'could not stop the supervisor in %s: %s' % (p['run_dir'], describe(e))}
-    completed(p, result, started)
+                  'reason': 'flow_run phase=%s failed: %s' % (params.get('phase'), describe(e))}
+    # the result a module's JSON would have given (no tuples, no objects)
+    result = json.loads(json.dumps(result))
     if result['status'] != 'ok':
         result.update(failed=True, msg=result['reason'])
     return result

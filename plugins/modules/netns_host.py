@@ -694,7 +694,10 @@ class NetnsHost(object):
                 # Made with its inner end directly in the namespace: no clash with root devices.
                 self.change(['ip'] + (['-n', peer_netns] if peer_netns else []) + [
                     'link', 'add', link['peer'], 'type', 'veth', 'peer', 'name', name,
-                    'netns', self.ns], undo=self.ns_ip('link', 'del', name))
+                    'netns', self.ns], undo=self.ns_ip('link', 'del', name),
+                    # deleted even when the namespace goes too: its peer in the root namespace
+                    # then goes at once, not when the kernel gets round to freeing the namespace
+                    moot=False)
                 fresh = True
             else:
                 self.move_in(name, root_links[name])
