@@ -21,7 +21,8 @@ from the archive in ../shared/sources (or --bin-dir). Prints, against the goals:
 Needs root and the whole machine (the sender, router and receiver all share its CPUs).
 
   python3 bench/flow_scale.py [--senders 4] [--flows-per-sender 10000] [--duration 20]
-      [--bin-dir DIR] [--client-grace 600] [--qdisc-limit 100000] [--keep DIR]
+      [--bin-dir DIR] [--client-grace 600] [--qdisc-limit 100000] [--probe-interval 1]
+      [--keep DIR]
 """
 
 import argparse
@@ -167,7 +168,11 @@ def main():
     ap.add_argument('--bin-dir', default=None, help='where tcp_stream is (default: build it)')
     ap.add_argument('--client-grace', type=int, default=600,
                     help='seconds the clients may take beyond --duration (connecting the flows)')
-    ap.add_argument('--sample-interval', type=float, default=0.1)
+    ap.add_argument('--sample-interval', type=float, default=0.1,
+                    help="seconds between samples of the harness's own memory and CPU")
+    ap.add_argument('--probe-interval', type=float, default=1.0,
+                    help='experiment_sample_interval: seconds between the hosts\' samples of '
+                         'qdiscs and connections (one ss over every flow\'s socket each)')
     ap.add_argument('--qdisc-limit', type=int, default=100000,
                     help="bytes of the bottleneck's bfifo (default: the seed's 100000)")
     ap.add_argument('--keep', metavar='DIR', default=None,
@@ -197,6 +202,7 @@ def main():
         'experiment_flows': [flows], 'experiment_duration': args.duration,
         'experiment_threads': args.threads, 'experiment_repetitions': 1,
         'experiment_client_grace': args.client_grace,
+        'experiment_sample_interval': args.probe_interval,
         'experiment_qdisc_limit': args.qdisc_limit,
         # neper listens with a backlog of 65535, which must not exceed somaxconn (4096 in a new
         # namespace); the SYN backlog lets the flows' SYNs wait instead of being dropped.
