@@ -994,7 +994,7 @@ class _OnController(object):
 
 def on_controller(params, check_mode):
     """One call in the controller's own process (plugins/action/flow_run.py), for a host whose
-    commands and run_dir are the controller's (local connection): the same phases as the
+    commands and run_dir are the controller's (local or netns connection): the same phases as the
     module, without a module process per host and phase, which is much of the runner's overhead
     with many hosts on one machine. Returns the module's result; a failure has ``failed`` and
     ``msg``."""
