@@ -5,10 +5,18 @@ four sender namespaces -> the router, whose egress towards the receiver carries 
 (`tbf rate 100mbit burst 15000 latency 10ms` + `bfifo limit 100000`) -> one receiver namespace,
 which serves each sender's 10,000 flows with neper server processes of their own (more than one
 process: 40,000 flows exceed the 20,000 file limit of one). neper is the real tcp_stream, built
-from the archive in ../shared/sources (or --bin-dir). Prints, against the goals:
+from the archive in ../shared/sources (or --bin-dir). The clients connect with
+--async-connect (--blocking-connect: neper's default), so that the 40,000 flows send at once:
+a neper client connects its flows one after the other and sends nothing until all are
+connected, and with the bottleneck already full of the other senders' data its SYNs are lost
+and retried for up to a minute (measured: two of four senders sent nothing during the run's
+window). Prints, against the goals:
   every flow recorded: flows started / connected / alive of the run = 40,000
   goodput / bottleneck rate   goal >= 0.95 (ratio = fraction / 0.95): result.json's figure and
-    the receiver's sampled bytes over the stretch in which every flow was up
+    the receiver's sampled bytes over the stretch in which every flow was up, each sender's
+    share of it (the bytes the receiver took in on its ports over that stretch), and the
+    ceiling that headers set: 1448 bytes of payload in each 1514-byte frame the tbf counts
+    (MTU 1500, TCP timestamps), 0.956 of its rate
   aborted flows (TcpExtTCPAbortOnTimeout) and flows that delivered zero bytes
   the harness's own cost: ansible-playbook and everything it starts that is not a tool process
     (Ansible's workers, modules, the detached flow_run supervisors and samplers, ip/tc/ss):
@@ -22,7 +30,7 @@ Needs root and the whole machine (the sender, router and receiver all share its 
 
   python3 bench/flow_scale.py [--senders 4] [--flows-per-sender 10000] [--duration 20]
       [--bin-dir DIR] [--client-grace 600] [--qdisc-limit 100000] [--probe-interval 1]
-      [--keep DIR]
+      [--blocking-connect] [--client-arg ARG ...] [--keep DIR]
 """
 
 import argparse
@@ -42,6 +50,8 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = os.path.join(os.path.dirname(ROOT), 'shared', 'sources')
 GOAL_FRACTION = 0.95
+# TCP payload per Ethernet frame at MTU 1500 with timestamps, as the tbf counts frames (14 + 1500)
+HEADER_CEILING = 1448.0 / 1514
 TOOLS = ('tcp_stream', 'iperf3', 'iperf')
 PR_SET_CHILD_SUBREAPER = 36
 TICK = os.sysconf('SC_CLK_TCK')
@@ -172,9 +182,15 @@ def main():
                     help="seconds between samples of the harness's own memory and CPU")
     ap.add_argument('--probe-interval', type=float, default=1.0,
                     help='experiment_sample_interval: seconds between the hosts\' samples of '
-                         'qdiscs and connections (one ss over every flow\'s socket each)')
+                         'qdiscs and connections (one sock_diag dump of every flow\'s socket each)')
     ap.add_argument('--qdisc-limit', type=int, default=100000,
                     help="bytes of the bottleneck's bfifo (default: the seed's 100000)")
+    ap.add_argument('--blocking-connect', action='store_true',
+                    help="neper's default: each client connects its flows one after the other "
+                         "and sends once all are connected (without it: --async-connect)")
+    ap.add_argument('--client-arg', dest='client_args', action='append', default=[],
+                    metavar='ARG', help='experiment_client_args: one more argument for every '
+                    'neper client (repeat the option for several)')
     ap.add_argument('--keep', metavar='DIR', default=None,
                     help='copy the results directory to DIR before cleaning up')
     args = ap.parse_args()
@@ -203,6 +219,7 @@ def main():
         'experiment_threads': args.threads, 'experiment_repetitions': 1,
         'experiment_client_grace': args.client_grace,
         'experiment_sample_interval': args.probe_interval,
+        'experiment_client_args': ([] if args.blocking_connect else ['--async-connect']) + args.client_args,
         'experiment_qdisc_limit': args.qdisc_limit,
         # neper listens with a backlog of 65535, which must not exceed somaxconn (4096 in a new
         # namespace); the SYN backlog lets the flows' SYNs wait instead of being dropped.
@@ -261,8 +278,16 @@ def main():
                   'ratio_to_goal(>=0.95)=%.2f'
                   % (sampled['bps'] / 1e6, sampled.get('window_s') or 0, sampled.get('connections'),
                      sampled['bps'] / rate, sampled['bps'] / rate / GOAL_FRACTION))
+            print('header ceiling=%.3f of the bottleneck (1448 of 1514 bytes): sampled goodput / ceiling=%.3f'
+                  % (HEADER_CEILING, sampled['bps'] / rate / HEADER_CEILING))
+            shares = [e.get('throughput_bps') for e in result.get('per_sender') or []]
+            if shares and None not in shares:
+                print('senders\' shares of it: %s (sum %.1fMbit/s)'
+                      % (' '.join('%.1f' % (v / 1e6) for v in shares), sum(shares) / 1e6))
         for problem in result.get('problems') or []:
             print('result.json problem: %s' % problem)
+        for note in result.get('notes') or []:
+            print('result.json note: %s' % note)
         recorded = result.get('flow_bytes') or {}
         if recorded.get('total_bytes') and run.get('tool_wall_s'):
             # every byte the flows delivered over the clients' whole run (connecting included):

@@ -22,6 +22,7 @@ import threading
 import time
 
 from ansible_collections.zerodrop.testbed.plugins.module_utils import flow_split
+from ansible_collections.zerodrop.testbed.plugins.module_utils import sock_diag
 from ansible_collections.zerodrop.testbed.plugins.module_utils.runner import Runner
 
 TOOLS = ('neper', 'iperf3', 'iperf2')
@@ -103,8 +104,25 @@ def _ss_established(netns, ports, options):
     return out if rc == 0 else None
 
 
-def established(netns, ports):
+def _diag(netns, state, ports, reader):
+    """sock_diag's sockets (see sock_diag.dump), from ``reader`` or a socket opened for this
+    call; None when sock_diag cannot be used (then ss is)."""
+    own = reader is None
+    reader = reader or sock_diag.Reader(netns)
+    try:
+        return reader.dump(state, ports)
+    except (OSError, sock_diag.Unavailable):
+        return None
+    finally:
+        if own:
+            reader.close()
+
+
+def established(netns, ports, reader=None):
     """How many established TCP connections touch one of ``ports`` (all when empty)."""
+    sockets = _diag(netns, 'established', ports, reader)
+    if sockets is not None:
+        return len(sockets)
     out = _ss_established(netns, ports, '-Htn')
     return None if out is None else out.count('\n')
 
@@ -117,41 +135,65 @@ def _port(address):
     return int(port) if port.isdigit() else None
 
 
-def parse_connections(out, ports):
-    """``ss -HtniO state established`` output -> ``(count, bytes received, bytes acked,
-    {port: count}, {(local, peer): (bytes received, bytes acked)})``: the bytes summed over the
-    connections (tcp_info, one line per socket with -O), the count split by which of ``ports``
-    they touch, and each connection's own bytes."""
-    count = 0
-    totals = {'received': 0, 'acked': 0}
-    by_port = dict((port, 0) for port in ports)
-    each = {}
+def parse_ss(out):
+    """``ss -HtniO state established`` output -> ``[(local, peer, bytes received, bytes
+    acked)]`` (tcp_info, one line per socket with -O)."""
+    sockets = []
     for line in out.splitlines():
         fields = line.split()
         if len(fields) < 4:
             continue
-        count += 1
         mine = {'received': 0, 'acked': 0}
         for name, value in _SS_BYTES.findall(line):
-            totals[name] += int(value)
             mine[name] = int(value)
-        each[(fields[2], fields[3])] = (mine['received'], mine['acked'])
-        local, peer = _port(fields[2]), _port(fields[3])
-        port = local if local in by_port else peer
+        sockets.append((fields[2], fields[3], mine['received'], mine['acked']))
+    return sockets
+
+
+def summarize_connections(sockets, ports):
+    """``[(local, peer, received, acked)]`` -> ``(count, bytes received, bytes acked,
+    {port: (count, bytes received, bytes acked)}, {(local, peer): (bytes received, bytes
+    acked)})``: the bytes summed over the connections, the count and bytes split by which of
+    ``ports`` they touch, and each connection's own bytes."""
+    totals = {'received': 0, 'acked': 0}
+    by_port = dict((port, [0, 0, 0]) for port in ports)
+    each = {}
+    for local, peer, received, acked in sockets:
+        totals['received'] += received
+        totals['acked'] += acked
+        each[(local, peer)] = (received, acked)
+        local_port, peer_port = _port(local), _port(peer)
+        port = local_port if local_port in by_port else peer_port
         if port in by_port:
-            by_port[port] += 1
-    return count, totals['received'], totals['acked'], by_port, each
+            sums = by_port[port]
+            sums[0] += 1
+            sums[1] += received
+            sums[2] += acked
+    by_port = dict((port, tuple(sums)) for port, sums in by_port.items())
+    return len(sockets), totals['received'], totals['acked'], by_port, each
 
 
-def connections(netns, ports):
-    """Established TCP connections touching one of ``ports`` (all when empty): see
-    parse_connections; None when ss fails."""
+def parse_connections(out, ports):
+    """summarize_connections of ``ss -HtniO state established`` output."""
+    return summarize_connections(parse_ss(out), ports)
+
+
+def connections(netns, ports, reader=None):
+    """Established TCP connections touching one of ``ports`` (all when empty), read with
+    sock_diag, else with ss: see summarize_connections; None when both fail."""
+    sockets = _diag(netns, 'established', ports, reader)
+    if sockets is not None:
+        return summarize_connections(sockets, ports)
     out = _ss_established(netns, ports, '-HtniO')
     return None if out is None else parse_connections(out, ports)
 
 
-def syn_sent(netns, ports):
+def syn_sent(netns, ports, reader=None):
     """How many TCP sockets wait in SYN-SENT for one of ``ports`` (all when empty)."""
+    sockets = _diag(netns, 'syn-sent', (), reader)
+    if sockets is not None:
+        wanted = set(ports)
+        return len([s for s in sockets if not wanted or _port(s[1]) in wanted])
     argv = ['ss', '-Htn', 'state', 'syn-sent']
     if ports:
         terms = []
@@ -507,6 +549,7 @@ class Sampler(object):
         self.t0 = None
         self.flows = {}
         self.last = None
+        self.diag = sock_diag.Reader(netns)
 
     def sample_once(self, tc_file, est_file, syn_file):
         # self.last is read by another thread (the client's stop note): built here, set once
@@ -517,23 +560,25 @@ class Sampler(object):
                                      sort_keys=True) + '\n')
             tc_file.flush()
         # Throughput comes from differences of these byte counts over as little as a second:
-        # stamp them with the middle of the ss call, which takes tens of ms with many sockets.
+        # stamp them with the middle of the read, which takes tens of ms with many sockets
+        # (seconds with ss, the fallback).
         before = time.time()
-        found = connections(self.netns, self.ports)
-        t = round((before + time.time()) / 2 - self.t0, 3)
+        found = connections(self.netns, self.ports, self.diag)
+        after = time.time()
+        t = round((before + after) / 2 - self.t0, 3)
         if found is not None:
             count, received, acked, by_port, each = found
-            # several tool processes (iperf3), one port each: their counts, to tell apart
-            ports = ''.join(' %d:%d' % item for item in sorted(by_port.items())) \
+            # several tool processes, one port each: their counts and bytes, to tell apart
+            ports = ''.join(' %d:%d:%d:%d' % ((port,) + sums) for port, sums in sorted(by_port.items())) \
                 if len(by_port) > 1 else ''
-            est_file.write('%s %d %d %d%s\n' % (t, count, received, acked, ports))
+            est_file.write('%s %d %d %d %.3f%s\n' % (t, count, received, acked, after - before, ports))
             est_file.flush()
             for key, (conn_received, conn_acked) in each.items():
                 seen = self.flows.setdefault(key, [t, t, 0, 0])
                 seen[1:] = [t, conn_received, conn_acked]
             last.update(t=t, established=count)
         if syn_file is not None:
-            waiting = syn_sent(self.netns, self.ports)
+            waiting = syn_sent(self.netns, self.ports, self.diag)
             if waiting is not None:
                 t = round(time.time() - self.t0, 3)
                 syn_file.write('%s %d\n' % (t, waiting))
@@ -552,6 +597,7 @@ class Sampler(object):
                 self.sample_once(tc_file, est_file, syn_file if self.connecting else None)
                 if self.event.wait(max(0.0, self.interval - (time.time() - start))):
                     break
+        self.diag.close()
         if not self.sample_tc:
             os.unlink(os.path.join(self.run_dir, 'tc_during.jsonl'))
         self.write_flows()

@@ -63,28 +63,32 @@ def _tool_summary(tool, text):
 
 
 def _established_lines(text):
-    """established.txt's lines ``t count [bytes_received bytes_acked [port:count ...]]`` ->
-    ``(t, count[, bytes_received, bytes_acked]), {port: count}`` for each."""
+    """established.txt's lines ``t count [bytes_received bytes_acked [read_s]
+    [port:count[:received:acked] ...]]`` -> ``(t, count[, bytes_received, bytes_acked[, read_s]]),
+    {port: count}, {port: (received, acked)}`` for each (samplers before sock_diag wrote neither
+    read_s nor each port's bytes)."""
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith('#'):
             continue
         try:
             numbers = [f for f in fields if ':' not in f]
-            pairs = [f.split(':') for f in fields[len(numbers):]]
-            if len(numbers) not in (2, 4) or (pairs and len(numbers) != 4) or \
-                    numbers != fields[:len(numbers)] or any(len(p) != 2 for p in pairs):
+            pairs = [[int(x) for x in f.split(':')] for f in fields[len(numbers):]]
+            if len(numbers) not in (2, 4, 5) or (pairs and len(numbers) < 4) or \
+                    numbers != fields[:len(numbers)] or any(len(p) not in (2, 4) for p in pairs):
                 raise ValueError(line)
-            point = (float(numbers[0]),) + tuple(int(x) for x in numbers[1:])
-            yield point, dict((int(port), int(count)) for port, count in pairs)
+            point = (float(numbers[0]),) + tuple(int(x) for x in numbers[1:4]) + \
+                tuple(float(x) for x in numbers[4:])
+            yield (point, dict((p[0], p[1]) for p in pairs),
+                   dict((p[0], (p[2], p[3])) for p in pairs if len(p) == 4))
         except ValueError:
             raise ParseError('established: line %d is not "t count [bytes_received bytes_acked '
-                             '[port:count ...]]": %r' % (number, line))
+                             '[read_s] [port:count[:received:acked] ...]]": %r' % (number, line))
 
 
 def _established(text):
-    """established.txt -> tuples ``(t, count[, bytes_received, bytes_acked])``."""
-    return [point for point, _by_port in _established_lines(text)]
+    """established.txt -> tuples ``(t, count[, bytes_received, bytes_acked[, read_s]])``."""
+    return [point for point, _counts, _bytes in _established_lines(text)]
 
 
 def _client_times(text):
@@ -211,10 +215,13 @@ def read_host(path, tool=None):
         host['cpu'] = attempt('mpstat.txt', cpu.mpstat_usage)
     lines = attempt('established.txt', lambda text: list(_established_lines(text)))
     if lines:
-        host['established'] = [point for point, _by_port in lines]
-        by_port = [(point[0], counts) for point, counts in lines if counts]
+        host['established'] = [point for point, _counts, _bytes in lines]
+        by_port = [(point[0], counts) for point, counts, _bytes in lines if counts]
         if by_port:
             host['established_by_port'] = by_port
+        bytes_by_port = [(point[0], sums) for point, _counts, sums in lines if sums]
+        if bytes_by_port:
+            host['bytes_by_port'] = bytes_by_port
     for key, name, parse in (('client_times', 'client_times.json', _client_times),
                              ('flows', 'flows.txt', _flows),
                              ('connecting', 'connecting.txt', _connecting),
@@ -274,17 +281,41 @@ def _throughput(tool, hosts, senders, receivers, duration):
     return value
 
 
+# A sample read in at most this long, or in at most SLOW_READ_FACTOR times the plateau's median
+# read, is sharp enough to end a window (see _sampled_window).
+SHARP_READ_S = 0.05
+SLOW_READ_FACTOR = 1.5
+
+
+def _sharp_ends(stretch, limit):
+    """``stretch`` from its first to its last sample read in at most ``limit`` s (samples
+    without a read time count as sharp); [] when fewer than two are."""
+    sharp = [i for i, p in enumerate(stretch) if len(p) < 5 or p[4] <= limit]
+    if len(sharp) < 2:
+        return []
+    return stretch[sharp[0]:sharp[-1] + 1]
+
+
 def _sampled_window(points, column=2):
-    """(bit/s, seconds, most connections) from the bytes received (``column`` 3: acked) over the longest stretch of
-    samples in which no connection closed (the count never fell) and the count stayed within 1 %
-    of its maximum (every flow up but the last stragglers still connecting); None without such a
-    stretch of two samples. A connection's bytes leave the sum when it closes, so no stretch may
-    span a closure; one that opens within it brings only bytes received within it."""
-    points = [p for p in points if len(p) == 4]
+    """(bit/s, seconds, most connections, (first t, last t)) from the bytes received (``column``
+    3: acked) over the longest stretch of samples in which no connection closed (the count never
+    fell) and the count stayed within 1 % of its maximum (every flow up but the last stragglers
+    still connecting); None without such a stretch of two samples. A connection's bytes leave the
+    sum when it closes, so no stretch may span a closure; one that opens within it brings only
+    bytes received within it.
+
+    A stretch begins and ends at samples that were read quickly (read_s, established.txt's fifth
+    column, at most SHARP_READ_S or SLOW_READ_FACTOR times the median of the samples near the
+    maximum): a read over 40,000 sockets while they were still connecting took up to 1.8 s (0.2 s
+    later), and while the rate climbs, the bytes of a slow read stamped with its middle are too
+    few for that instant (measured: 96.4 Mbit/s of a tbf that passes at most 95.6 in payload)."""
+    points = [p for p in points if len(p) >= 4]
     if not points:
         return None
     top = max(p[1] for p in points)
     floor = top - top // 100
+    reads = sorted(p[4] for p in points if len(p) >= 5 and p[1] >= floor)
+    limit = max(SHARP_READ_S, SLOW_READ_FACTOR * reads[(len(reads) - 1) // 2]) if reads else None
     best = []
     stretch = []
     for point in points:
@@ -294,23 +325,26 @@ def _sampled_window(points, column=2):
         if stretch and (point[1] < stretch[-1][1] or point[column] < stretch[-1][column]):
             stretch = []
         stretch.append(point)
-        if len(stretch) >= 2 and (len(best) < 2 or
-                                  stretch[-1][0] - stretch[0][0] > best[-1][0] - best[0][0]):
-            best = list(stretch)
+        candidate = _sharp_ends(stretch, limit) if limit is not None else stretch
+        if len(candidate) >= 2 and (len(best) < 2 or
+                                    candidate[-1][0] - candidate[0][0] > best[-1][0] - best[0][0]):
+            best = list(candidate)
     if len(best) < 2 or best[-1][0] <= best[0][0]:
         return None
     seconds = best[-1][0] - best[0][0]
-    return (best[-1][column] - best[0][column]) * 8.0 / seconds, seconds, top
+    return (best[-1][column] - best[0][column]) * 8.0 / seconds, seconds, top, (best[0][0], best[-1][0])
 
 
 def _sampled_throughput(hosts, receivers):
     """The receiving roles' sampled throughput (see _sampled_window), summed, as
-    ``{'bps', 'window_s', 'connections'}``; None when a role has no usable stretch."""
+    ``{'bps', 'window_s', 'connections', 'window'}`` (window: first and last t, on the
+    receivers' sampling clocks); None when a role has no usable stretch."""
     windows = [_sampled_window(hosts[r].get('established') or []) for r in receivers]
     if not windows or None in windows:
         return None
     return {'bps': sum(w[0] for w in windows), 'window_s': round(min(w[1] for w in windows), 3),
-            'connections': sum(w[2] for w in windows)}
+            'connections': sum(w[2] for w in windows),
+            'window': [min(w[3][0] for w in windows), max(w[3][1] for w in windows)]}
 
 
 def _per_flow(tool, hosts, receivers, senders):
@@ -597,9 +631,32 @@ def _start_times(run, hosts, pairs):
     return found
 
 
-def _per_sender(run, tool, hosts, pairs, duration, starts):
+def _receiver_share(hosts, s_dir, r_dir):
+    """The bit/s the receiver took in on the sender's data ports (client_times.json) over the
+    receiver's sampled window, the one of the run's own figure, so that the senders' shares add
+    up to it; None when the receiver's samples have no bytes per port (one port, or a sampler
+    that wrote only counts) or the sender's ports are unknown."""
+    receiver = hosts.get(r_dir) or {}
+    ports = (hosts[s_dir].get('client_times') or {}).get('ports') or []
+    window = _sampled_window(receiver.get('established') or [])
+    samples = dict(receiver.get('bytes_by_port') or [])
+    if not ports or window is None:
+        return None
+    first, last = window[3]
+    if first not in samples or last not in samples or \
+            any(port not in samples[first] or port not in samples[last] for port in ports):
+        return None
+    received = sum(samples[last][port][0] - samples[first][port][0] for port in ports)
+    return received * 8.0 / (last - first)
+
+
+def _per_sender(run, tool, hosts, pairs, duration, starts, run_sampled):
     """One entry per pair: the sender's figures from its own output and, when its receiver
-    serves no other pair, from the receiver's too."""
+    serves no other pair, from the receiver's too. When the run's throughput is sampled
+    (``run_sampled``), so is each sender's, over the receiver's window where it can
+    (_receiver_share), else over the sender's own: its processes' own rates cover windows of
+    their own (measured: one sender's neper reported 95.5 Mbit/s of a 100 Mbit/s bottleneck it
+    shared with three others)."""
     served = {}
     for _s, _r, _sd, r_dir, _f in pairs:
         served[r_dir] = served.get(r_dir, 0) + 1
@@ -616,9 +673,12 @@ def _per_sender(run, tool, hosts, pairs, duration, starts):
         if throughput is None and tool == 'iperf2' and client.get('bytes') is not None and client.get('seconds'):
             throughput = client['bytes'] * 8.0 / client['seconds']
         source = 'tool' if throughput is not None else None
+        share = _receiver_share(hosts, s_dir, r_dir) if run_sampled else None
         window = _sampled_window(hosts[s_dir].get('established') or [], column=3) \
-            if _several_processes(sub, list(sub)) else None
-        if window:
+            if share is None and (run_sampled or _several_processes(sub, list(sub))) else None
+        if share is not None:
+            throughput, source = share, 'sampled'
+        elif window:
             # as for the run's figure: processes' own rates need not cover one window (without
             # a usable stretch the processes' own rates stay, as the run's problems say)
             throughput, source = window[0], 'sampled'
@@ -792,7 +852,19 @@ def build(run, hosts, problems):
         'throughput_sampled': sampled,
         'problems': problems,
     }
-    record['per_sender'] = _per_sender(run, tool, hosts, pairs, duration, starts)
+    record['per_sender'] = _per_sender(run, tool, hosts, pairs, duration, starts,
+                                       throughput_source == 'sampled')
+    idle = [e['sender'] or e['dir'] for e in record['per_sender']
+            if e['throughput_source'] == 'sampled' and e['throughput_bps'] == 0]
+    if idle and sampled and len(idle) < len(record['per_sender']):
+        first, last = sampled['window']
+        notes.append('%s sent nothing that reached the receiver from %.1f to %.1f s, the window '
+                     'of the run\'s throughput, with %d connections up: the run\'s figure is '
+                     'the other senders\'%s' % (
+                         ', '.join(idle), first, last, sampled['connections'],
+                         ' (neper sends only once all flows of its process are connected; '
+                         '--async-connect in experiment_client_args starts with those that are)'
+                         if tool == 'neper' else ''))
     record['start_spread_s'] = spread
     record['start_at'] = run.get('start_at')
     record['qdisc_drops_by_host'] = dict((role, h['qdisc']['total']['drops'])
@@ -818,7 +890,7 @@ def _raw(host):
         if key == 'established':
             value = {'samples': len(value), 'first': list(value[0]), 'last': list(value[-1]),
                      'max': max(p[1] for p in value)}
-        if key == 'established_by_port':
+        if key in ('established_by_port', 'bytes_by_port'):
             value = {'samples': len(value), 'ports': sorted(set(p for _t, c in value for p in c))}
         raw[key] = value
     return raw

@@ -229,6 +229,8 @@ extends_documentation_fragment:
   - zerodrop.testbed.attributes.linux_no_diff
 notes:
   - Needs iproute2 (C(ss), C(tc), C(nstat), C(ip), C(ip netns exec)) and root for other namespaces.
+    The samplers read the sockets' tcp_info with a sock_diag netlink dump (in another namespace
+    from a short-lived thread that enters it), and run C(ss) only where that cannot be done.
   - Bad parameters (a number out of range, a missing namespace or device, an unknown sysctl, a
     O(run_dir) that is a file or cannot be written) and a tool that is not found fail before
     anything is changed - no directory made, no sysctl set - with the field and the fix in
@@ -647,7 +649,7 @@ def supervise(p, run_dir):
             while servers.running() and time.time() < until:
                 if p['tool'] == 'iperf2' and not fp.established(p['netns'], fp.data_ports(p)):
                     break
-                time.sleep(0.1)  # each look at iperf2's connections runs ss
+                time.sleep(0.1)  # each look at iperf2's connections is a sock_diag dump (or ss)
             servers.stop()
         sampler.stop()
         fp.after(run_dir, p['netns'], p['devices'])

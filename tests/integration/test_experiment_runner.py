@@ -9,6 +9,7 @@ neper is built from ../shared/sources (tests never need GitHub).
 import glob
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -152,9 +153,10 @@ def test_forwarding_layout_matrix_with_a_failing_run(lab, playbook):
         with open(os.path.join(run_dir, 'receiver', 'established.txt')) as f:
             est = [line.split() for line in f]
         assert max(int(e[1]) for e in est) == record['flows'] + processes
-        assert max(int(e[2]) for e in est) > 1000000  # bytes received, from ss's tcp_info
-        if processes > 1:  # and the count of each process's port
-            assert all(sum(int(p.split(':')[1]) for p in e[4:]) == int(e[1]) for e in est), est
+        assert max(int(e[2]) for e in est) > 1000000  # bytes received, from tcp_info
+        if processes > 1:  # and the count and bytes received of each process's port
+            assert all(sum(int(p.split(':')[1]) for p in e[5:]) == int(e[1]) for e in est), est
+            assert all(sum(int(p.split(':')[2]) for p in e[5:]) == int(e[2]) for e in est), est
         with open(os.path.join(run_dir, 'sender', 'client_times.json')) as f:
             times = json.load(f)
         assert len(times['exited_s']) == processes and None not in times['exited_s'], times
@@ -358,6 +360,70 @@ def test_a_neper_client_waiting_on_a_stalled_connect_is_stopped_and_recorded(pai
     assert result['flows_started'] == 6 and result['flows_zero_bytes'] == 0, result
     assert result['throughput_source'] == 'tool' and result['throughput_bps'] > 1e6, result
     assert result['syn_retrans'] >= 2, result
+
+
+# Stands in for rsync on the controller: fails the pulls it is told to (as rsync does when its
+# ssh to a wedged guest times out: the real messages, exit 255), then runs the real rsync.
+RSYNC_SHIM = r"""#!/bin/sh
+count=$(cat "$ZT_RSYNC_STATE" 2>/dev/null || echo 0)
+echo $((count + 1)) > "$ZT_RSYNC_STATE"
+if [ "$count" -lt "$ZT_RSYNC_FAILURES" ]; then
+    echo "ssh: connect to host snd port 22: Connection timed out" >&2
+    echo "rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]" >&2
+    echo "rsync error: unexplained error (code 255) at io.c(231) [Receiver=3.2.7]" >&2
+    exit 255
+fi
+exec %s "$@"
+"""
+
+
+@pytest.mark.parametrize('failures', [1, 2])
+def test_a_sender_whose_files_could_not_be_pulled_is_recovered(pair, neper, playbook, failures):
+    # experiment_recover_tasks (pull.yml): the first pull of the sender's files fails; the
+    # recovery task file runs on that host and the pull is tried once more. One failure: the run
+    # is ok, noted as recovered, the files are there. Two: the run failed, naming the pull.
+    remote = pair['tmp'] / 'remote'
+    inventory, _empty = pair_inventory(
+        pair, neper, ', experiment_on_controller: false, experiment_remote_dir: %s' % remote)
+    shim = pair['tmp'] / 'shim'
+    shim.mkdir()
+    (shim / 'rsync').write_text(RSYNC_SHIM % shutil.which('rsync'))
+    (shim / 'rsync').chmod(0o755)
+    recovered = pair['tmp'] / 'recovered'
+    recover = pair['tmp'] / 'recover.yml'
+    recover.write_text('- name: Reset the host (the test leaves a mark instead)\n'
+                       '  ansible.builtin.copy:\n'
+                       '    content: "{{ inventory_hostname }}"\n'
+                       '    dest: %s\n' % recovered)
+    run = playbook(PLAYBOOK, inventory=inventory, env={
+        'PATH': '%s:%s' % (shim, os.environ['PATH']),
+        'ZT_RSYNC_STATE': str(pair['tmp'] / 'rsync-calls'), 'ZT_RSYNC_FAILURES': str(failures),
+    }, extra_vars={
+        'experiment_name': 'recover',
+        'experiment_hosts': {'sender': 'snd', 'receiver': 'rcv'},
+        'experiment_flows': [4],
+        'experiment_threads': 1,
+        'experiment_duration': 2,
+        'experiment_recover_tasks': str(recover),
+        'experiment_bottleneck_enabled': False,
+        'experiment_sysctls': {'net.core.somaxconn': 65535},
+        'experiment_results_dir': pair['results'],
+    })
+    assert run.rc == 0, run
+    assert recovered.read_text() == 'snd'
+    assert (pair['tmp'] / 'rsync-calls').read_text().strip() == '2'  # the pull and the one after
+    (record, result, run_dir) = records_of(pair['results'], 'recover')['baseline/default/4/1']
+    if failures == 1:
+        assert record['status'] == 'ok' and record['reason'] is None, record
+        assert any(note.startswith('sender: unreachable after the run (rsync: connection unexpectedly '
+                                   'closed (0 bytes received so far) [Receiver]); recovered with '
+                                   'recover.yml, files pulled after it') for note in record['notes']), record
+        assert os.path.getsize(os.path.join(run_dir, 'sender', 'client.txt')) > 0
+        assert result['status'] == 'ok' and result['flows_connected'] == 4, result
+    else:
+        assert record['status'] == 'failed', record
+        assert 'sender: pulling the raw files failed' in record['reason'], record
+        assert not os.path.exists(os.path.join(run_dir, 'sender', 'client.txt'))
 
 
 TINYCONFIG = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'kernel_build',

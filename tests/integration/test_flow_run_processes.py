@@ -110,8 +110,8 @@ def per_port_max(text):
     """established.txt -> {port: the most connections seen on it at one sample}."""
     found = {}
     for line in text.splitlines():
-        for item in line.split()[4:]:
-            port, count = item.split(':')
+        for item in line.split()[5:]:  # t count received acked read_s port:count:received:acked
+            port, count = item.split(':')[:2]
             found[int(port)] = max(found.get(int(port), 0), int(count))
     return found
 

@@ -171,7 +171,7 @@ def test_connections_of_a_recorded_ss_output():
     # two iperf3 streams and their control connection, from the sender's side
     with open(os.path.join(FIXTURES, 'ss_established_iperf3_P2.txt')) as f:
         count, received, acked, by_port, each = flow_probe.parse_connections(f.read(), [5333])
-    assert count == 3 and by_port == {5333: 3}
+    assert count == 3 and by_port == {5333: (3, 4, 165 + 496631846 + 489553958)}
     assert each[('10.253.1.1:53462', '10.253.1.2:5333')] == (0, 496631846)
     assert each[('10.253.1.1:53448', '10.253.1.2:5333')] == (4, 165)
     assert acked == 165 + 496631846 + 489553958 and received == 4

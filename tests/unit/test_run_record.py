@@ -93,7 +93,8 @@ def test_several_iperf3_processes_take_the_receivers_samples(tmp_path):
     # receiver/established.txt: 162 connections (two are iperf3's control) from t=1.001 to
     # t=6.002, bytes received 5458600 -> 65231360
     assert rec['throughput_sampled'] == {'bps': pytest.approx((65231360 - 5458600) * 8 / 5.001),
-                                         'window_s': 5.001, 'connections': 162}
+                                         'window_s': 5.001, 'connections': 162,
+                                         'window': [1.001, 6.002]}
     assert rec['throughput_bps'] == rec['throughput_sampled']['bps']
     assert rec['fraction_of_bottleneck'] == pytest.approx(0.956, abs=0.001)
     assert rec['flows_started'] == 160 and rec['flows_alive'] == 160
@@ -168,8 +169,9 @@ def test_sampled_window_skips_staggered_starts_and_ends():
     # the 4032 reached at 14.003) to 23.004 none closed; at 24.004 the first processes ended.
     with open(os.path.join(EXPERIMENT, 'established_iperf3_F4000_receiver.txt')) as f:
         points = run_record._established(f.read())
-    bps, seconds, top = run_record._sampled_window(points)
+    bps, seconds, top, (first, last) = run_record._sampled_window(points)
     assert top == 4032 and seconds == pytest.approx(15.002)
+    assert (first, last) == (8.002, 23.004)
     assert bps == pytest.approx((233599352 - 54505020) * 8 / 15.002)
     assert 0.95e8 < bps < 0.96e8
 
@@ -177,21 +179,31 @@ def test_sampled_window_skips_staggered_starts_and_ends():
 @pytest.mark.parametrize('points,expected', [
     # a closure (count falls) ends a stretch: the longer one after it wins
     ([(0, 10, 0, 0), (1, 10, 100, 0), (2, 9, 50, 0), (3, 10, 150, 0), (4, 10, 250, 0),
-      (5, 10, 350, 0)], (800.0, 2, 10)),
+      (5, 10, 350, 0)], (800.0, 2, 10, (3, 5))),
     # bytes falling with an unchanged count (one closed, one opened) end it too
-    ([(0, 10, 0, 0), (1, 10, 100, 0), (2, 10, 90, 0), (3, 10, 190, 0)], (800.0, 1, 10)),
+    ([(0, 10, 0, 0), (1, 10, 100, 0), (2, 10, 90, 0), (3, 10, 190, 0)], (800.0, 1, 10, (0, 1))),
     # two-column lines, a single sample, or nothing near the maximum: no window
     ([(0, 10), (1, 10)], None),
     ([(0, 10, 0, 0)], None),
     ([(0, 10, 0, 0), (1, 2, 10, 0), (2, 10, 20, 0)], None),
+    # a slow read (1.0 s against a median of 0.01) does not begin a stretch: the next sample does
+    ([(0, 10, 0, 0, 1.0), (1, 10, 100, 0, 0.01), (2, 10, 200, 0, 0.01), (3, 10, 300, 0, 0.01)],
+     (800.0, 2, 10, (1, 3))),
+    # nor end one; reads of up to 0.05 s are sharp whatever the median
+    ([(0, 10, 0, 0, 0.05), (1, 10, 100, 0, 0.001), (2, 10, 200, 0, 0.001), (3, 10, 300, 0, 0.9)],
+     (800.0, 2, 10, (0, 2))),
+    # a stretch with only one sharp read (a closure between) makes no window
+    ([(0, 10, 0, 0, 0.9), (1, 10, 100, 0, 0.01), (2, 9, 150, 0, 0.01), (3, 10, 300, 0, 0.01),
+      (4, 10, 400, 0, 0.9)], None),
 ])
 def test_sampled_window_cases(points, expected):
     assert run_record._sampled_window(points) == expected
 
 
 @pytest.mark.parametrize('text', ['1.0 3 7\n', '1.0\n', 'x 3\n', '1.0 3 a b\n',
-                                  '1.0 3 5201:3\n', '1.0 3 7 8 5201\n', '1.0 3 7 8 5201:x\n',
-                                  '1.0 3 7 5201:1 8\n', '1.0 3 7 8 5201:1:2\n'])
+                                  '1.0 3 5201:3\n', '1.0 3 7 8 0.1 5201\n', '1.0 3 7 8 5201:x\n',
+                                  '1.0 3 7 5201:1 8\n', '1.0 3 7 8 5201:1:2\n',
+                                  '1.0 3 7 8 0.1 0.2\n', '1.0 3 7 8 x\n'])
 def test_established_lines_are_checked(text):
     with pytest.raises(run_record.ParseError, match='established: line 1'):
         run_record._established(text)
@@ -201,8 +213,31 @@ def test_established_counts_by_port():
     text = '0.01 0 0 0 5201:0 5202:0\n1.0 102 5000 0 5201:101 5202:1\n2.0 3 9000 0\n'
     assert run_record._established(text) == [(0.01, 0, 0, 0), (1.0, 102, 5000, 0),
                                              (2.0, 3, 9000, 0)]
-    assert [by_port for _point, by_port in run_record._established_lines(text)] == [
-        {5201: 0, 5202: 0}, {5201: 101, 5202: 1}, {}]
+    assert [(counts, sums) for _point, counts, sums in run_record._established_lines(text)] == [
+        ({5201: 0, 5202: 0}, {}), ({5201: 101, 5202: 1}, {}), ({}, {})]
+
+
+def test_slow_reads_do_not_bound_the_window_of_a_real_run():
+    # 40,000 flows: while they connected the reads took 1.8, 1.1, 0.8, 0.7, 0.8 s; from 10.407 on
+    # 0.2-0.3 s. The window runs from there: 93.8 Mbit/s. Ignoring the read times (samplers before
+    # them) it ran from 4.917 and gave 94.4, the slow first reads counting too few bytes.
+    with open(os.path.join(EXPERIMENT, 'established_neper_F40000_receiver.txt')) as f:
+        text = f.read()
+    bps, seconds, top, (first, last) = run_record._sampled_window(run_record._established(text))
+    assert (first, last, top) == (10.407, 23.384, 40000)
+    assert bps == pytest.approx((227429608 - 75222976) * 8 / 12.977)
+    bare = [p[:4] for p in run_record._established(text)]
+    bps_bare, _s, _top, (first_bare, _last) = run_record._sampled_window(bare)
+    assert first_bare == 4.917 and bps_bare == pytest.approx((227429608 - 9438168) * 8 / 18.467)
+
+
+def test_established_counts_and_bytes_by_port():
+    # the sampler's lines since sock_diag: port:count:bytes_received:bytes_acked
+    text = '0.5 3 700 0 12867:2:500:0 12869:1:200:0\n1.5 4 1700 0 12867:2:900:0 12869:2:800:0\n'
+    lines = list(run_record._established_lines(text))
+    assert [counts for _point, counts, _sums in lines] == [{12867: 2, 12869: 1}, {12867: 2, 12869: 2}]
+    assert [sums for _point, _counts, sums in lines] == [{12867: (500, 0), 12869: (200, 0)},
+                                                         {12867: (900, 0), 12869: (800, 0)}]
 
 
 @pytest.mark.parametrize('content', ['{"exited_s": [1]}', '{"started_s": 0, "exited_s": 3}',
@@ -456,7 +491,7 @@ def test_a_sender_side_flow_with_only_its_syn_acked_is_a_zero_byte_flow():
              'sender-b': {'flows': [('10.0.0.2:40000', '10.0.0.9:12869', 0.1, 20.0, 0, 1)]},
              'receiver': {}}
     pairs = [('a', 'r', 'sender-a', 'receiver', 2), ('b', 'r', 'sender-b', 'receiver', 1)]
-    entries = run_record._per_sender({}, 'neper', hosts, pairs, 20, {})
+    entries = run_record._per_sender({}, 'neper', hosts, pairs, 20, {}, False)
     assert [(e['dir'], e['flows_zero_bytes']) for e in entries] == [('sender-a', 1), ('sender-b', 1)]
 
 
@@ -493,3 +528,49 @@ def test_a_bottleneck_on_a_role_of_several_hosts_sums_their_drops(tmp_path):
     assert rec['bottleneck'] == {'host_role': 'sender', 'device': device, 'source': 'run.json'}
     assert rec['bottleneck_drops'] == sum(
         before['per_host'][d]['qdisc']['devices'][device]['drops'] for d in before['senders'])
+
+
+FOUR_SENDERS = os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment', 'four_senders_neper_F40000')
+
+
+def test_senders_shares_come_from_the_receivers_ports_and_name_the_idle_senders(tmp_path):
+    # bench/flow_scale.py with neper's blocking connects: snd3 and snd4 were still connecting
+    # their last flows (8,126 and 8,500 of 10,000 up) and sent nothing during the window of the
+    # run's figure; each sender's share is the bytes the receiver took in on its port over that
+    # window, so the shares add up to the run's figure (their clients' own reports do not).
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(FOUR_SENDERS, run_dir)
+    rec = run_record.normalise(run_dir)
+    assert rec['throughput_source'] == 'sampled'
+    first, last = rec['throughput_sampled']['window']
+    assert (first, last) == (4.266, 23.126)
+    shares = [s['throughput_bps'] for s in rec['per_sender']]
+    assert [s['throughput_source'] for s in rec['per_sender']] == ['sampled'] * 4
+    assert shares[2] == shares[3] == 0
+    # snd1 on 12867, snd2 on 12869: the receiver's per-port bytes at the window's two ends
+    assert shares[0] == pytest.approx((115280688 - 5001816) * 8 / (last - first))
+    assert shares[1] == pytest.approx((113385016 - 0) * 8 / (last - first))
+    assert sum(shares) == pytest.approx(rec['throughput_bps'], rel=1e-9)
+    assert rec['notes'] == [
+        "snd3, snd4 sent nothing that reached the receiver from 4.3 to 23.1 s, the window of the "
+        "run's throughput, with 36916 connections up: the run's figure is the other senders' "
+        "(neper sends only once all flows of its process are connected; --async-connect in "
+        "experiment_client_args starts with those that are)"]
+
+
+def test_without_bytes_per_port_a_sender_keeps_its_own_sampled_stretch(tmp_path):
+    # the same run as a sampler before sock_diag wrote it (ports as port:count only): no share
+    # of the receiver's window can be told, so each sender's own bytes acked over its own stretch
+    run_dir = str(tmp_path / 'run')
+    shutil.copytree(FOUR_SENDERS, run_dir)
+    path = os.path.join(run_dir, 'receiver', 'established.txt')
+    with open(path) as f:
+        lines = [line.split() for line in f]
+    with open(path, 'w') as f:
+        for fields in lines:
+            f.write(' '.join(fields[:4] + [':'.join(p.split(':')[:2]) for p in fields[4:]]) + '\n')
+    rec = run_record.normalise(run_dir)
+    per = rec['per_sender']
+    assert [s['throughput_source'] for s in per] == ['sampled'] * 4
+    assert all(s['throughput_bps'] > 0 for s in per)
+    assert rec['notes'] == []
