@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
+import errno
 import os
 import socket
 import struct
@@ -46,6 +47,14 @@ _BUFFER = 1 << 20
 
 class Unavailable(Exception):
     pass
+
+
+class DumpError(Unavailable):
+    """The kernel answered a dump with an error (``errno``)."""
+
+    def __init__(self, message, errno_value):
+        super(DumpError, self).__init__(message)
+        self.errno = errno_value
 
 
 def _namespace_path(netns):
@@ -112,11 +121,16 @@ def parse(data, ports, sockets):
         length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
         if length < _NLMSGHDR.size:
             break
-        if kind == NLMSG_DONE:
-            return True
-        if kind == NLMSG_ERROR:
-            error = struct.unpack_from('=i', data, offset + _NLMSGHDR.size)[0]
-            raise Unavailable('sock_diag dump failed: %s' % os.strerror(-error))
+        if kind in (NLMSG_DONE, NLMSG_ERROR):
+            # both carry an int: 0, or minus an errno (NLMSG_ERROR: the request was refused, e.g.
+            # no handler for its family; NLMSG_DONE: the dump failed, e.g. no such protocol)
+            error = 0
+            if length >= _NLMSGHDR.size + 4:
+                error = -struct.unpack_from('=i', data, offset + _NLMSGHDR.size)[0]
+            if error:
+                raise DumpError('sock_diag dump failed: %s' % os.strerror(error), error)
+            if kind == NLMSG_DONE:
+                return True
         body = offset + _NLMSGHDR.size
         if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG_LEN:
             family = data[body]
@@ -158,7 +172,14 @@ def dump(sock, state, ports=()):
             size = sock.recv_into(buf)
             if size == 0:
                 raise Unavailable('sock_diag socket closed during a dump')
-            done = parse(memoryview(buf)[:size].tobytes(), ports, sockets)
+            try:
+                done = parse(memoryview(buf)[:size].tobytes(), ports, sockets)
+            except DumpError as e:
+                # a kernel without IPv6 (the zD authors' 4.14 config) has no handler for it,
+                # and no IPv6 sockets either; the error ends that family's dump
+                if family == socket.AF_INET6 and e.errno == errno.ENOENT:
+                    break
+                raise
     return sockets
 
 
