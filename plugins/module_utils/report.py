@@ -189,6 +189,7 @@ class Results(object):
             flat['run_dir'] = os.path.relpath(run_dir, results_dir)
             flat['problems'] = '; '.join(record.get('problems') or [])
             flat['per_sender'] = record.get('per_sender') or []
+            flat['idle_senders'] = record.get('idle_senders') or []
             flat['start_spread_s'] = record.get('start_spread_s')
             self.runs.append(flat)
         self.runs.sort(key=lambda r: (str(r['variant']), _flows_key(r['flows']), str(r['mode']),
@@ -541,12 +542,20 @@ def per_sender_section(results):
     spreads = ['%s/%s/%s/%s: %s' % (r['mode'], r['variant'], r['flows'], r['rep'],
                                     '—' if r.get('start_spread_s') is None else '%.3f s' % r['start_spread_s'])
                for r in several]
-    return ('Per sender', [
+    blocks = [
         ('p', 'Runs with several senders, each sender\'s own figures (the summary above is the '
-              'whole run: its Jain index is over every flow of the run). Start offset: seconds after '
-              'the first sender started, clock offsets corrected. Start spread per run: %s.'
-         % '; '.join(spreads)),
-        ('table', header, rows)])
+              'whole run: its Jain index is over every flow of the run; where its throughput is '
+              'sampled, each sender\'s is its share of it, over the same window). Start offset: '
+              'seconds after the first sender started, clock offsets corrected. Start spread per '
+              'run: %s.' % '; '.join(spreads)),
+        ('table', header, rows)]
+    idle = ['%s/%s/%s/%s: %s' % (r['mode'], r['variant'], r['flows'], r['rep'], ', '.join(r['idle_senders']))
+            for r in several if r.get('idle_senders')]
+    if idle:
+        blocks.append(('p', 'Senders with connections up that sent nothing during the window of '
+                            'their run\'s throughput, which is then the other senders\' (runs.csv, '
+                            'notes): %s.' % '; '.join(idle)))
+    return ('Per sender', blocks)
 
 
 def sections(results, images):

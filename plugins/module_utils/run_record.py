@@ -856,7 +856,10 @@ def build(run, hosts, problems):
                                        throughput_source == 'sampled')
     idle = [e['sender'] or e['dir'] for e in record['per_sender']
             if e['throughput_source'] == 'sampled' and e['throughput_bps'] == 0]
-    if idle and sampled and len(idle) < len(record['per_sender']):
+    if not (sampled and len(idle) < len(record['per_sender'])):
+        idle = []
+    record['idle_senders'] = idle
+    if idle:
         first, last = sampled['window']
         notes.append('%s sent nothing that reached the receiver from %.1f to %.1f s, the window '
                      'of the run\'s throughput, with %d connections up: the run\'s figure is '

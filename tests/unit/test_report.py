@@ -262,6 +262,22 @@ def test_no_per_sender_table_with_one_sender(tree):
     assert '## Per sender' not in _read(tree, 'report.md')
 
 
+def test_the_per_sender_section_names_senders_that_sent_nothing(tmp_path):
+    # the recorded 40,000-flow run with neper's blocking connects: snd3 and snd4 were still
+    # connecting while snd1 and snd2 sent; their shares are 0 and the section says so
+    root = str(tmp_path / 'results')
+    shutil.copytree(os.path.join(os.path.dirname(__file__), 'fixtures', 'experiment', 'four_senders_neper_F40000'),
+                    os.path.join(root, 'baseline', 'default', '40000', '1'))
+    files, _results = report.build(root)
+    section = files['report.md'].decode().split('## Per sender\n', 1)[1].split('\n## ', 1)[0]
+    rows = [line.split(' | ') for line in section.splitlines() if line.startswith('| baseline')]
+    assert [(row[4], row[7]) for row in rows] == [('snd1', '46.8'), ('snd2', '48.1'),
+                                                  ('snd3', '0.0'), ('snd4', '0.0')]
+    assert ('Senders with connections up that sent nothing during the window of their run\'s '
+            'throughput, which is then the other senders\' (runs.csv, notes): '
+            'baseline/default/40000/1: snd3, snd4.') in section
+
+
 def test_per_sender_table_for_a_run_with_two_senders(tmp_path):
     # the real two-sender run of test_experiment_runner beside a one-sender run
     root = str(tmp_path / 'results')
