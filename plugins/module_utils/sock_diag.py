@@ -114,7 +114,7 @@ def _address(family, raw, port):
 def parse(data, ports, sockets):
     """Append ``(local, peer, received, acked)`` to ``sockets`` for each inet_diag message of
     the netlink ``data`` that touches one of ``ports`` (any when empty). Returns True when the
-    dump ended (NLMSG_DONE); raises Unavailable on a netlink error."""
+    dump ended (NLMSG_DONE); raises DumpError when the kernel answered with an error."""
     offset = 0
     end = len(data)
     while offset + _NLMSGHDR.size <= end:
