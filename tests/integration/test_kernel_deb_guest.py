@@ -11,7 +11,7 @@ Needs the local copy of the zD repository (ZERODROP_ZD_KERNEL_REPO, default
 other hypervisor-side branch, and ZERODROP_DEB_CONFIG=minimal on a build with the lab's minimal
 config kind in /var/cache/zerodrop/kernel-minimal (both by hand: CI keeps to physical-pfifo with
 the authors' config, the guest part alone takes over ten minutes). Building the kernel cold
-takes about 35 minutes on 2 cores, so the test runs only when the build is cached in that work
+takes up to 35 minutes on 2 cores, so the test runs only when the build is cached in that work
 directory (it then finds the kernel unchanged) or when ZERODROP_KERNEL_COLD_BUILDS=1 asks for the cold build; it says
 which is missing when it skips.
 """
@@ -71,7 +71,7 @@ def why_not():
         return lacking
     cached = os.path.exists(os.path.join(WORK_DIR, 'build', PRESET, 'metadata.json'))
     if not cached and os.environ.get('ZERODROP_KERNEL_COLD_BUILDS') != '1':
-        return ('the %s kernel is not built in %s (a cold build takes ~35 min on 2 cores): '
+        return ('the %s kernel is not built in %s (a cold build takes up to ~35 min on 2 cores): '
                 'set ZERODROP_KERNEL_COLD_BUILDS=1 to build it' % (PRESET, WORK_DIR))
     return None
 

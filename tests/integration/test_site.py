@@ -9,8 +9,8 @@ kernel configs. Without it, the baseline alone on the guest's distro kernel, as 
 the sources gets it (lab_online=false). Either way it asserts on what a reader gets, then that a
 second provisioning changes nothing and that teardown leaves nothing.
 
-Cold, the two 4.14 kernel builds take about 35 minutes each on 2 cores: CI runs the zD form from
-the warm cache in /var/cache/zerodrop/kernel.
+Cold, the two 4.14 kernel builds take 3 to 35 minutes each on 2 cores (quiet machine or beside
+a test run): CI runs the zD form from the warm cache in /var/cache/zerodrop/kernel.
 """
 
 import csv

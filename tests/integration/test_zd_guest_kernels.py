@@ -9,8 +9,9 @@ The guest presets (vanilla, vm-pfifo, vm-tbf from github.com/zD-linux/linux-4.14
 Each one found there boots the test guest image with -kernel under TCG (no initrd, as the lab
 boots them); the test checks the release, DCTCP, that the qdisc layout its branch pushes back on
 is on the guest's device from boot, and that a run's change of it holds under traffic. A cold
-build takes about 35 minutes on 2 cores, so a build that is not there is skipped with the
-command that makes it.
+build takes 3 to 35 minutes on 2 cores, with nothing else running or beside a test run
+(roles/kernel_build/README.md), so a build that is not there is skipped with the command that
+makes it.
 """
 
 import json
@@ -59,7 +60,7 @@ def cached_build(preset, kind):
            "-e kernel_build_repo=file://COPY" % (preset, BUILD_VARS[kind]))
     path = os.path.join(build_dir, preset, 'metadata.json')
     if not os.path.exists(path):
-        return None, '%s (%s config) is not built in %s (cold: ~35 min on 2 cores): %s' % (
+        return None, '%s (%s config) is not built in %s (cold: 3-35 min on 2 cores): %s' % (
             preset, kind, build_dir, how)
     with open(path) as f:
         metadata = json.load(f)
