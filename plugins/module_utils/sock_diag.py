@@ -185,7 +185,7 @@ def dump(sock, state, ports=()):
 
 class Reader(object):
     """One namespace's sock_diag socket, opened on first use and kept; once it could not be
-    opened, every dump raises Unavailable at once."""
+    opened, or the kernel refused a dump (it will again), every dump raises Unavailable at once."""
 
     def __init__(self, netns=None):
         self.netns = netns
@@ -203,6 +203,10 @@ class Reader(object):
                 raise
         try:
             return dump(self.sock, state, ports)
+        except DumpError as e:
+            self.failed = str(e)
+            self.close()
+            raise
         except (OSError, Unavailable):
             self.close()
             raise

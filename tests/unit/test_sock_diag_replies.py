@@ -24,11 +24,15 @@ class Replay(object):
         self.replies = [list(reply) for reply in replies]
         self.requests = []
         self.pending = []
+        self.closed = False
 
     def send(self, data):
         self.requests.append(data)
         self.pending = self.replies.pop(0)
         return len(data)
+
+    def close(self):
+        self.closed = True
 
     def recv_into(self, buf):
         chunk = self.pending.pop(0)
@@ -77,3 +81,15 @@ def test_a_kernel_without_tcp_diag_is_unavailable():
     # AF_INET refused as well: there is nothing to read (flow_probe then runs ss)
     with pytest.raises(sock_diag.Unavailable):
         sock_diag.dump(Replay(_reply('no_handler')), 'established', [5999])
+
+
+def test_a_reader_whose_dump_the_kernel_refused_does_not_ask_again():
+    # every sample would otherwise reopen the socket and be refused again before running ss
+    reader = sock_diag.Reader()
+    reader.sock = replay = Replay(_reply('no_handler'))
+    with pytest.raises(sock_diag.DumpError):
+        reader.dump('established', [5999])
+    assert reader.sock is None and replay.closed
+    with pytest.raises(sock_diag.Unavailable, match='sock_diag dump failed'):
+        reader.dump('established', [5999])
+    assert len(replay.requests) == 1
